@@ -1,0 +1,1 @@
+"""Overlays, review galleries and model-assisted labelling."""

@@ -1,0 +1,93 @@
+"""The ``defectkit`` console script: one parser, subcommands registered by each subpackage.
+
+Command modules (``<subpackage>/cli.py``) only build argparse parsers and, when run, turn the
+parsed arguments into a typed config dataclass and call one library function. They import heavy
+libraries (torch, ultralytics, segment_anything) inside their handlers, never at module level, so
+``defectkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from defectkit import __version__
+from defectkit.errors import DefectkitError, InputError
+
+log = logging.getLogger("defectkit")
+
+#: Modules that contribute subcommands, each exposing ``register(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "defectkit.datasets.cli",  # synth, describe, split
+    "defectkit.converters.cli",  # convert
+    "defectkit.finetune.cli",  # embed-text, finetune ..., predict ...
+    "defectkit.eval.cli",  # eval
+    "defectkit.annotate.cli",  # annotate ...
+    "defectkit.pipeline.cli",  # demo, run
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="defectkit",
+        description="Industrial visual inspection on MVTec-AD-style data: convert masks, fine-tune "
+        "YOLO-World / SAM / ResNet / AutoEncoder, and compare them in one report.",
+    )
+    parser.add_argument("--version", action="version", version=f"defectkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output, no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def setup_logging(verbosity: int) -> None:
+    """verbosity: 0 = INFO, >0 = DEBUG, <0 = WARNING (-q) or ERROR (-qq)."""
+    level = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(
+        max(-2, min(1, verbosity)), logging.ERROR
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
+    root = logging.getLogger("defectkit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("ultralytics", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    setup_logging(args.verbose - args.quiet)
+    from defectkit.progress import set_progress_enabled
+
+    set_progress_enabled(False if args.quiet else None)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"defectkit: error: {exc}", file=sys.stderr)
+        return 2
+    except DefectkitError as exc:
+        if args.debug:
+            raise
+        print(f"defectkit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("defectkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Masks to instances to COCO / Ultralytics YOLO / Pascal VOC, and readers back."""

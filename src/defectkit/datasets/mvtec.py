@@ -1,0 +1,227 @@
+"""Scan and validate an MVTec-AD-style category folder into an immutable index.
+
+Layout (per category)::
+
+    <category>/train/good/*.png
+    <category>/test/<defect>/*.png            ("good" for defect-free test images)
+    <category>/ground_truth/<defect>/<stem>_mask.png
+
+Masks are matched to images by exact name, never by sorted position. A folder that holds
+several categories (the MVTec root) is scanned category by category.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from defectkit.datasets.io import image_info, is_image_file, read_mask
+from defectkit.errors import InputError
+from defectkit.progress import progress
+
+log = logging.getLogger(__name__)
+
+GOOD = "good"
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of an MVTec-style category.
+
+    category: category name (folder name), e.g. "bottle".
+    split: the dataset's own split folder, "train" or "test".
+    defect_type: "good" or the defect folder name, e.g. "broken_large".
+    image_path / mask_path: absolute paths; mask_path is None for good images.
+    width, height: stored image size in pixels; channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
+    """
+
+    category: str
+    split: str
+    defect_type: str
+    image_path: Path
+    mask_path: Path | None
+    width: int
+    height: int
+    channels: int
+
+    @property
+    def label(self) -> int:
+        """0 for good, 1 for defective."""
+        return 0 if self.defect_type == GOOD else 1
+
+    @property
+    def stem(self) -> str:
+        return self.image_path.stem
+
+    @property
+    def name(self) -> str:
+        """Unique flat name within a category, e.g. ``test_broken_large_000`` or ``train_good_012``."""
+        return f"{self.split}_{self.defect_type}_{self.stem}"
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """Immutable index of every image of one or more categories, sorted by (category, split, defect, name).
+
+    root: the folder that was scanned (a category folder or an MVTec root).
+    warnings: one line per counted warning raised while scanning (also logged).
+    """
+
+    root: Path
+    records: tuple[ImageRecord, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return tuple(sorted({r.category for r in self.records}))
+
+    def defect_types(self, category: str | None = None) -> tuple[str, ...]:
+        """Sorted defect type names (without "good")."""
+        return tuple(
+            sorted(
+                {
+                    r.defect_type
+                    for r in self.records
+                    if r.defect_type != GOOD and (category is None or r.category == category)
+                }
+            )
+        )
+
+    def select(self, *, category: str | None = None, split: str | None = None) -> tuple[ImageRecord, ...]:
+        return tuple(
+            r
+            for r in self.records
+            if (category is None or r.category == category) and (split is None or r.split == split)
+        )
+
+    def category_root(self, category: str) -> Path:
+        return self.root if self.root.name == category and _is_category_dir(self.root) else self.root / category
+
+
+@dataclass
+class _Problems:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        log.warning(msg)
+
+
+def _is_category_dir(path: Path) -> bool:
+    return (path / "train").is_dir() or (path / "test").is_dir()
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+
+
+def _find_mask(gt_dir: Path, stem: str) -> Path | None:
+    """The mask for image ``stem`` in ``gt_dir``: ``<stem>_mask.<ext>`` (any case), else ``<stem>.<ext>``."""
+    if not gt_dir.is_dir():
+        return None
+    for want in (f"{stem}_mask", stem):
+        for p in sorted(gt_dir.iterdir()):
+            if p.stem == want and is_image_file(p):
+                return p
+    return None
+
+
+def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[ImageRecord]:
+    category = cat_dir.name
+    for split in SPLITS:
+        if not (cat_dir / split).is_dir():
+            problems.errors.append(f"{cat_dir / split}: missing '{split}/' folder (expected MVTec layout)")
+    if problems.errors:
+        return []
+    gt_root = cat_dir / "ground_truth"
+    candidates: list[tuple[str, str, Path]] = []
+    for split in SPLITS:
+        for defect_dir in sorted(p for p in (cat_dir / split).iterdir() if p.is_dir()):
+            for img in _images_in(defect_dir):
+                candidates.append((split, defect_dir.name, img))
+    records: list[ImageRecord] = []
+    used_masks: set[Path] = set()
+    n_nonbinary, worst_change, n_empty = 0, 0, 0
+    for split, defect, img in progress(candidates, desc=f"scan {category}"):
+        try:
+            width, height, channels = image_info(img)
+        except InputError as exc:
+            problems.errors.append(str(exc))
+            continue
+        mask_path = _find_mask(gt_root / defect, img.stem) if split == "test" or defect != GOOD else None
+        if defect != GOOD and mask_path is None:
+            msg = f"{img}: no mask ground_truth/{defect}/{img.stem}_mask.png for this defect image"
+            if lenient:
+                problems.warn(msg + " (dropped, --lenient)")
+                continue
+            problems.errors.append(msg)
+            continue
+        if mask_path is not None:
+            used_masks.add(mask_path)
+            try:
+                m = read_mask(mask_path)
+            except InputError as exc:
+                problems.errors.append(str(exc))
+                continue
+            if m.mask.shape != (height, width):
+                problems.errors.append(
+                    f"{mask_path}: mask size {m.mask.shape[1]}x{m.mask.shape[0]} differs from image "
+                    f"size {width}x{height} of {img.name}"
+                )
+                continue
+            if m.nonbinary_pixels:
+                n_nonbinary += 1
+                worst_change = max(worst_change, m.area_change)
+            if defect == GOOD and m.mask.any():
+                problems.warn(f"{mask_path}: non-empty mask ({int(m.mask.sum())} px) for a good image")
+            if defect != GOOD and not m.mask.any():
+                n_empty += 1
+                problems.warn(f"{mask_path}: empty mask for defect image {img.name}")
+            if defect == GOOD:
+                mask_path = None
+        records.append(ImageRecord(category, split, defect, img.resolve(), mask_path and mask_path.resolve(),
+                                   width, height, channels))
+    if n_nonbinary:
+        problems.warn(
+            f"{gt_root}: {n_nonbinary} mask(s) are not binary 0/255; thresholded at >127 "
+            f"(largest area change vs >0: {worst_change} px)"
+        )
+    if gt_root.is_dir():
+        for defect_dir in sorted(p for p in gt_root.iterdir() if p.is_dir()):
+            for mp in _images_in(defect_dir):
+                if mp not in used_masks:
+                    problems.warn(f"{mp}: mask without a matching image in test/{defect_dir.name}/")
+    return records
+
+
+def scan_mvtec(path: str | Path, *, lenient: bool = False) -> DatasetIndex:
+    """Scan and validate a category folder (or an MVTec root holding several) into a DatasetIndex.
+
+    Every image is fully decoded once to check it is readable and to record its size and channels.
+    Raises InputError naming the first offending file (with a count of further problems) for
+    errors; counted warnings are logged and kept in ``DatasetIndex.warnings``.
+    ``lenient=True`` drops defect images without a mask with a warning instead of failing.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    if _is_category_dir(root):
+        cat_dirs = [root]
+    else:
+        cat_dirs = sorted(p for p in root.iterdir() if p.is_dir() and _is_category_dir(p))
+        if not cat_dirs:
+            raise InputError(f"{root}: missing 'train/' and 'test/' folders (not an MVTec category or root)")
+    problems = _Problems()
+    records: list[ImageRecord] = []
+    for cat_dir in cat_dirs:
+        records.extend(_scan_category(cat_dir, problems, lenient))
+    if problems.errors:
+        extra = f" (and {len(problems.errors) - 1} more problem(s))" if len(problems.errors) > 1 else ""
+        raise InputError(problems.errors[0] + extra)
+    if not records:
+        raise InputError(f"{root}: no images found under train/ or test/")
+    records.sort(key=lambda r: (r.category, r.split, r.defect_type, r.image_path.name))
+    return DatasetIndex(root=root.resolve(), records=tuple(records), warnings=tuple(problems.warnings))

@@ -1,0 +1,1 @@
+"""Metrics (pycocotools, scikit-learn wrapped) and the comparison report."""

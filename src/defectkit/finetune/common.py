@@ -1,0 +1,129 @@
+"""Shared pieces of every training command: seeding, device choice, run folders, atomic
+checkpoints, resolved configs and library versions.
+
+Imports torch lazily inside functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+import random
+from pathlib import Path
+from typing import Any
+
+from defectkit.errors import InputError
+from defectkit.fileio import atomic_open, atomic_write_json, ensure_dir
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int, *, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (CPU and CUDA); optionally ask torch for deterministic kernels."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def resolve_device(device: str | None = None):
+    """``None``/"auto" -> cuda if available else cpu; "cpu", "cuda", "cuda:N" as given.
+
+    Raises InputError when CUDA is asked for but not available.
+    """
+    import torch
+
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    return dev
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape results (only those already importable)."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("defectkit", "torch", "torchvision", "numpy", "ultralytics", "segment-anything",
+                 "pycocotools", "scikit-learn", "albumentations", "opencv-python-headless"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as a JSON-safe dict (Paths become strings, tuples lists)."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        return v
+
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return {k: conv(v) for k, v in data.items()}
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, config: Any, *, name: str = "config.json") -> Path:
+    """Create the run folder and write the resolved config (plus versions) next to the results."""
+    out = ensure_dir(run_dir)
+    atomic_write_json(out / name, {"config": config_to_dict(config), "versions": library_versions()})
+    return out
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file in the same folder, then ``os.replace`` onto ``path``."""
+    import torch
+
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, *, weights_only: bool = False) -> Any:
+    """``torch.load(path, map_location="cpu")`` with an InputError naming a missing/corrupt file."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: checkpoint not found")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise InputError(f"{p}: cannot load checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states, for exact resume."""
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,1 @@
+"""The whole chain: ``defectkit demo`` on generated data and ``defectkit run PIPELINE.yaml``."""

@@ -118,76 +118,93 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
-def _find_mask(gt_dir: Path, stem: str) -> Path | None:
-    """The mask for image ``stem`` in ``gt_dir``: ``<stem>_mask.<ext>`` (any case), else ``<stem>.<ext>``."""
-    if not gt_dir.is_dir():
-        return None
-    for want in (f"{stem}_mask", stem):
-        for p in sorted(gt_dir.iterdir()):
-            if p.stem == want and is_image_file(p):
-                return p
-    return None
+def _find_mask(gt_dir: Path, stem: str, listing: dict[Path, dict[str, Path]]) -> Path | None:
+    """The mask for image ``stem`` in ``gt_dir``: ``<stem>_mask.<ext>``, else ``<stem>.<ext>``.
+
+    Matched by exact name (extension case-insensitive), never by sorted position. ``listing``
+    caches each folder's {stem: path}.
+    """
+    if gt_dir not in listing:
+        listing[gt_dir] = {p.stem: p for p in _images_in(gt_dir)} if gt_dir.is_dir() else {}
+    stems = listing[gt_dir]
+    return stems.get(f"{stem}_mask") or stems.get(stem)
+
+
+def _list_candidates(cat_dir: Path) -> list[tuple[str, str, Path]]:
+    """(split, defect_type, image path) of every image file, sorted."""
+    out: list[tuple[str, str, Path]] = []
+    for split in SPLITS:
+        for defect_dir in sorted(p for p in (cat_dir / split).iterdir() if p.is_dir()):
+            out += [(split, defect_dir.name, img) for img in _images_in(defect_dir)]
+    return out
+
+
+@dataclass
+class _MaskTally:
+    nonbinary: int = 0
+    worst_change: int = 0
+
+
+def _check_mask(mask_path: Path, img: Path, defect: str, size: tuple[int, int], problems: _Problems,
+                tally: _MaskTally) -> bool:
+    """Validate one mask against its image; returns False when it is an error (image unusable)."""
+    width, height = size
+    try:
+        m = read_mask(mask_path)
+    except InputError as exc:
+        problems.errors.append(str(exc))
+        return False
+    if m.mask.shape != (height, width):
+        problems.errors.append(
+            f"{mask_path}: mask size {m.mask.shape[1]}x{m.mask.shape[0]} differs from image "
+            f"size {width}x{height} of {img.name}"
+        )
+        return False
+    if m.nonbinary_pixels:
+        tally.nonbinary += 1
+        tally.worst_change = max(tally.worst_change, m.area_change)
+    if defect == GOOD and m.mask.any():
+        problems.warn(f"{mask_path}: non-empty mask ({int(m.mask.sum())} px) for a good image")
+    if defect != GOOD and not m.mask.any():
+        problems.warn(f"{mask_path}: empty mask for defect image {img.name}")
+    return True
 
 
 def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[ImageRecord]:
-    category = cat_dir.name
     for split in SPLITS:
         if not (cat_dir / split).is_dir():
             problems.errors.append(f"{cat_dir / split}: missing '{split}/' folder (expected MVTec layout)")
     if problems.errors:
         return []
     gt_root = cat_dir / "ground_truth"
-    candidates: list[tuple[str, str, Path]] = []
-    for split in SPLITS:
-        for defect_dir in sorted(p for p in (cat_dir / split).iterdir() if p.is_dir()):
-            for img in _images_in(defect_dir):
-                candidates.append((split, defect_dir.name, img))
     records: list[ImageRecord] = []
+    listing: dict[Path, dict[str, Path]] = {}
     used_masks: set[Path] = set()
-    n_nonbinary, worst_change, n_empty = 0, 0, 0
-    for split, defect, img in progress(candidates, desc=f"scan {category}"):
+    tally = _MaskTally()
+    for split, defect, img in progress(_list_candidates(cat_dir), desc=f"scan {cat_dir.name}"):
         try:
             width, height, channels = image_info(img)
         except InputError as exc:
             problems.errors.append(str(exc))
             continue
-        mask_path = _find_mask(gt_root / defect, img.stem) if split == "test" or defect != GOOD else None
+        mask_path = _find_mask(gt_root / defect, img.stem, listing) if split == "test" else None
         if defect != GOOD and mask_path is None:
             msg = f"{img}: no mask ground_truth/{defect}/{img.stem}_mask.png for this defect image"
             if lenient:
                 problems.warn(msg + " (dropped, --lenient)")
-                continue
-            problems.errors.append(msg)
+            else:
+                problems.errors.append(msg)
             continue
         if mask_path is not None:
             used_masks.add(mask_path)
-            try:
-                m = read_mask(mask_path)
-            except InputError as exc:
-                problems.errors.append(str(exc))
+            if not _check_mask(mask_path, img, defect, (width, height), problems, tally):
                 continue
-            if m.mask.shape != (height, width):
-                problems.errors.append(
-                    f"{mask_path}: mask size {m.mask.shape[1]}x{m.mask.shape[0]} differs from image "
-                    f"size {width}x{height} of {img.name}"
-                )
-                continue
-            if m.nonbinary_pixels:
-                n_nonbinary += 1
-                worst_change = max(worst_change, m.area_change)
-            if defect == GOOD and m.mask.any():
-                problems.warn(f"{mask_path}: non-empty mask ({int(m.mask.sum())} px) for a good image")
-            if defect != GOOD and not m.mask.any():
-                n_empty += 1
-                problems.warn(f"{mask_path}: empty mask for defect image {img.name}")
-            if defect == GOOD:
-                mask_path = None
-        records.append(ImageRecord(category, split, defect, img.resolve(), mask_path and mask_path.resolve(),
-                                   width, height, channels))
-    if n_nonbinary:
+        keep_mask = mask_path.resolve() if mask_path is not None and defect != GOOD else None
+        records.append(ImageRecord(cat_dir.name, split, defect, img.resolve(), keep_mask, width, height, channels))
+    if tally.nonbinary:
         problems.warn(
-            f"{gt_root}: {n_nonbinary} mask(s) are not binary 0/255; thresholded at >127 "
-            f"(largest area change vs >0: {worst_change} px)"
+            f"{gt_root}: {tally.nonbinary} mask(s) are not binary 0/255; thresholded at >127 "
+            f"(largest area change vs >0: {tally.worst_change} px)"
         )
     if gt_root.is_dir():
         for defect_dir in sorted(p for p in gt_root.iterdir() if p.is_dir()):

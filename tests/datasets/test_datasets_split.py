@@ -111,7 +111,7 @@ def test_manifest_dataset_items(tiny_split: Path) -> None:
         item = ds[i]
         e = m.subset("test")[i]
         assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
-        assert 0.0 <= float(item["image"].min()) and float(item["image"].max()) <= 1.0
+        assert float(item["image"].min()) >= 0.0 and float(item["image"].max()) <= 1.0
         assert int(item["label"]) == labels[i] == e.label
         assert int(item["target"]) == (0 if e.label == 0 else 1 + m.defect_types.index(e.defect_type))
         assert item["mask"].shape == (1, 32, 32)

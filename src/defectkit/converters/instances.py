@@ -1,0 +1,149 @@
+"""Binary defect masks -> instances (box, pixel area, exact RLE, pixel-edge polygons).
+
+The one data model every format writer consumes. Coordinates are pixels; pixel (x, y) covers
+[x, x+1] x [y, y+1], so an instance covering columns 3..7 has ``bbox_xyxy`` x0=3, x1=8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from defectkit.converters.polygons import fill_holes, flatten, simplify_polygon, trace_outer_boundary
+
+#: Components smaller than this many pixels are dropped as specks (and counted). The smallest real
+#: MVTec bottle defect component has 196 px; annotation noise is a few pixels.
+DEFAULT_MIN_AREA = 10
+#: Douglas-Peucker tolerance in pixels. Below 0.5 a removed staircase vertex moves no pixel centre
+#: across (or onto) the outline, so both pycocotools and cv2.fillPoly still re-rasterise the exact
+#: mask, with ~15% fewer vertices on MVTec bottle masks. At exactly 0.5 edges start to pass through
+#: pixel centres (YOLO min IoU 0.994 on the real masks); larger values trade fidelity for size.
+DEFAULT_SIMPLIFY = 0.45
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One defect instance of an HxW mask.
+
+    bbox_xyxy: (x0, y0, x1, y1) ints, pixel edges (x1, y1 exclusive as pixel indices).
+    bbox_xywh: (x0, y0, w, h) ints, the COCO box.
+    area: pixel count of the instance (holes excluded).
+    rle: COCO compressed RLE of the full-size instance mask, ``{"size": [h, w], "counts": str}``.
+    polygons: outer outlines, each a flat [x1, y1, x2, y2, ...] list on the pixel-corner grid
+        (>= 3 points each); one per 8-connected component.
+    has_holes: True when the instance encloses background (the polygons then cover it too).
+    hole_pixels: pixels the outer polygons cover that are not in the instance.
+    """
+
+    bbox_xyxy: tuple[int, int, int, int]
+    bbox_xywh: tuple[int, int, int, int]
+    area: int
+    rle: dict
+    polygons: list[list[float]]
+    has_holes: bool
+    hole_pixels: int
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """HxW bool -> COCO compressed RLE ``{"size": [h, w], "counts": str}`` (JSON-ready)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """COCO RLE (compressed with str/bytes counts, or uncompressed with a list) -> HxW bool."""
+    from pycocotools import mask as mask_utils
+
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        rle = mask_utils.frPyObjects(rle, h, w)
+    elif isinstance(counts, str):
+        rle = {"size": [h, w], "counts": counts.encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def _validate(mask: np.ndarray) -> np.ndarray:
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"mask must be HxW, got shape {arr.shape}")
+    if arr.dtype != bool:
+        values = np.unique(arr)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(f"mask must be boolean or 0/1, got values {values[:5].tolist()}")
+        arr = arr.astype(bool)
+    return arr
+
+
+def _make(parts: list[tuple[np.ndarray, int, int]], shape: tuple[int, int], simplify: float) -> Instance:
+    """parts: (component crop HxW bool, x offset, y offset) -> one Instance."""
+    from pycocotools import mask as mask_utils
+
+    full = np.zeros(shape, dtype=np.uint8, order="F")  # pycocotools encodes column-major
+    polygons: list[list[float]] = []
+    hole_pixels = area = 0
+    x0, y0, x1, y1 = shape[1], shape[0], 0, 0
+    for crop, x, y in parts:
+        h, w = crop.shape
+        full[y : y + h, x : x + w] |= crop
+        x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + w), max(y1, y + h)
+        n = int(np.count_nonzero(crop))
+        area += n
+        filled = fill_holes(crop)
+        hole_pixels += int(np.count_nonzero(filled)) - n
+        for poly in trace_outer_boundary(filled):
+            polygons.append(flatten(simplify_polygon(poly, simplify) + (x, y)))
+    rle = mask_utils.encode(full)
+    return Instance(
+        bbox_xyxy=(x0, y0, x1, y1),
+        bbox_xywh=(x0, y0, x1 - x0, y1 - y0),
+        area=area,
+        rle={"size": [int(shape[0]), int(shape[1])], "counts": rle["counts"].decode("ascii")},
+        polygons=polygons,
+        has_holes=hole_pixels > 0,
+        hole_pixels=hole_pixels,
+    )
+
+
+def mask_to_instances(
+    mask: np.ndarray,
+    *,
+    min_area: int = DEFAULT_MIN_AREA,
+    per_image: bool = False,
+    simplify: float = DEFAULT_SIMPLIFY,
+) -> tuple[list[Instance], int]:
+    """Split an HxW bool (or 0/1) mask into instances, one per 8-connected component.
+
+    min_area: components with fewer pixels are dropped (returned count ``dropped``).
+    per_image: merge every kept component into one instance (several polygons).
+    simplify: Douglas-Peucker tolerance in pixels for the polygons (0 = exact pixel outline).
+    Returns ``(instances, dropped)``; instances are ordered by (y0, x0) of their box.
+    Raises ValueError for a mask that is not 2-D or not binary.
+    """
+    import cv2
+
+    arr = _validate(mask)
+    u8 = np.ascontiguousarray(arr).view(np.uint8)
+    bx, by, bw, bh = cv2.boundingRect(u8)  # labelling only the masked box is ~8x faster on MVTec masks
+    if bw == 0 or bh == 0:
+        return [], 0
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(u8[by : by + bh, bx : bx + bw]), connectivity=8
+    )
+    parts: list[tuple[np.ndarray, int, int]] = []
+    dropped = 0
+    for k in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if area < min_area:
+            dropped += 1
+            continue
+        parts.append((labels[y : y + h, x : x + w] == k, bx + x, by + y))
+    parts.sort(key=lambda p: (p[2], p[1]))
+    if not parts:
+        return [], dropped
+    if per_image:
+        return [_make(parts, arr.shape, simplify)], dropped
+    return [_make([p], arr.shape, simplify) for p in parts], dropped

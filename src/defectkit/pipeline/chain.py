@@ -1,0 +1,92 @@
+"""The chain of stages shared by ``defectkit demo`` and ``defectkit run``.
+
+A :class:`PipelineConfig` holds one section per stage; each model section is passed as keyword
+arguments to that model's own config dataclass (so a YAML key is exactly a library field name,
+e.g. ``classifier: {arch: resnet18, epochs: 10}`` -> ``ClassifierConfig(arch=..., epochs=...)``).
+Paths that stages hand to each other (split.json, labels/, run folders) are derived from
+``output`` and never need to be written in the YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from defectkit.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MODEL_SECTIONS = ("yolo_world", "sam", "classifier", "autoencoder")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole chain. ``dataset``: category folder (ignored when ``synth`` generates one under
+    ``output/data``). A model section set to None is skipped. ``text_embeddings``: either
+    ``{"clip_weights": PATH}`` (real CLIP ViT-B/32 text features) or ``{"random_seed": S}``
+    (seeded random vectors: a stand-in that makes YOLO-World a closed-set detector)."""
+
+    output: str
+    dataset: str | None = None
+    synth: dict[str, Any] | None = None
+    split: dict[str, Any] = field(default_factory=lambda: {"defects_to_train": 5, "val_fraction": 0.2})
+    convert: dict[str, Any] = field(default_factory=dict)
+    text_embeddings: dict[str, Any] = field(default_factory=lambda: {"random_seed": 0})
+    yolo_world: dict[str, Any] | None = None
+    sam: dict[str, Any] | None = None
+    sam_on_detections: bool = True
+    classifier: dict[str, Any] | None = None
+    autoencoder: dict[str, Any] | None = None
+    eval: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dataset is None and self.synth is None:
+            raise ValueError("dataset: give the category folder (or a synth section)")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        if self.synth is not None:
+            return self.out / "data" / self.synth.get("category", "bottle")
+        return Path(self.dataset).resolve()  # type: ignore[arg-type]
+
+    @property
+    def split_path(self) -> Path:
+        return self.out / "split.json"
+
+    @property
+    def labels(self) -> Path:
+        return self.out / "labels"
+
+    @property
+    def text_path(self) -> Path:
+        return self.out / "labels" / "text_embeddings.pt"
+
+    def run_dir(self, model: str) -> Path:
+        return self.out / "runs" / model
+
+    @property
+    def report_dir(self) -> Path:
+        return self.out / "report"
+
+
+def build(cls: type, section: dict[str, Any], where: str, **fixed: Any) -> Any:
+    """``cls(**section, **fixed)`` with bad keys or values reported as InputError naming ``where``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown} for {cls.__name__} "
+                         f"(allowed: {sorted(names - set(fixed))})")
+    clash = sorted(set(section) & set(fixed))
+    if clash:
+        raise InputError(f"{where}: {clash} are set by the pipeline itself; remove them")
+    try:
+        return cls(**{**section, **fixed})
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}") from exc

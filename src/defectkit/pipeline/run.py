@@ -1,0 +1,131 @@
+"""``defectkit run PIPELINE.yaml``: build the stage list from a config and run it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from defectkit.errors import InputError
+from defectkit.fileio import atomic_write_json, read_json
+from defectkit.pipeline import steps
+from defectkit.pipeline.chain import MODEL_SECTIONS, PipelineConfig, build
+from defectkit.pipeline.stages import Stage, StageResult, run_stages
+
+log = logging.getLogger(__name__)
+
+
+def _weights(cfg: PipelineConfig) -> dict[str, tuple[Path, ...]]:
+    """Weight files each training stage needs, resolved to paths (checked before anything runs)."""
+    need: dict[str, tuple[Path, ...]] = {}
+    yw = cfg.yolo_world or {}
+    if str(yw.get("model", "")).endswith(".pt"):
+        need["yolo_world_train"] = (Path(yw["model"]),)
+    clip = cfg.text_embeddings.get("clip_weights")
+    if clip:
+        need["text_embeddings"] = (Path(clip),)
+    if cfg.sam and cfg.sam.get("checkpoint"):
+        need["sam_train"] = (Path(cfg.sam["checkpoint"]),)
+    if cfg.classifier:
+        w = str(cfg.classifier.get("weights", "none"))
+        if w == "imagenet":
+            from defectkit.finetune.classifier_model import imagenet_weights_path
+
+            need["classifier_train"] = (imagenet_weights_path(cfg.classifier.get("arch", "resnet18")),)
+        elif w != "none":
+            need["classifier_train"] = (Path(w),)
+    return need
+
+
+def build_stages(cfg: PipelineConfig) -> list[Stage]:
+    """Every enabled stage, in order, with the settings its fingerprint covers."""
+    sections: dict[str, Any] = {"synth": cfg.synth, "dataset": str(cfg.data_dir), "split": cfg.split,
+                                "convert": cfg.convert, "text": cfg.text_embeddings, "eval": cfg.eval,
+                                **{m: getattr(cfg, m) for m in MODEL_SECTIONS}}
+    weights = _weights(cfg)
+    spec: list[tuple[str, Any, dict, tuple[str, ...], tuple[Path, ...]]] = []
+    if cfg.synth is not None:
+        spec.append(("synth", steps.synth, {"synth": cfg.synth}, (), (cfg.data_dir,)))
+    first = ("synth",) if cfg.synth is not None else ()
+    spec += [
+        ("describe", steps.describe, {"dataset": sections["dataset"]}, first, (cfg.out / "describe.json",)),
+        ("split", steps.split, {"dataset": sections["dataset"], "split": cfg.split}, first, (cfg.split_path,)),
+        ("convert", steps.convert, {"convert": cfg.convert}, ("split",), (cfg.labels / "coco" / "test.json",)),
+    ]
+    if cfg.yolo_world is not None:
+        spec += [
+            ("text_embeddings", steps.text_embeddings, {"text": cfg.text_embeddings}, ("convert",), (cfg.text_path,)),
+            ("yolo_world_train", steps.yolo_world_train, {"m": cfg.yolo_world}, ("text_embeddings",),
+             (cfg.run_dir("yolo_world") / "weights" / "best.pt",)),
+            ("yolo_world_predict", steps.yolo_world_predict, {}, ("yolo_world_train",),
+             (cfg.run_dir("yolo_world") / "predictions" / "detections.json",)),
+        ]
+    if cfg.sam is not None:
+        spec += [
+            ("sam_train", steps.sam_train, {"m": cfg.sam}, ("convert",), (cfg.run_dir("sam") / "best.pt",)),
+            ("sam_predict_gt", steps.sam_predict_gt, {}, ("sam_train",),
+             (cfg.run_dir("sam") / "predictions_gt" / "detections.json",)),
+        ]
+        if cfg.yolo_world is not None and cfg.sam_on_detections:
+            spec.append(("sam_predict_detections", steps.sam_predict_detections, {},
+                         ("sam_train", "yolo_world_predict"),
+                         (cfg.run_dir("sam") / "predictions_yolo_world" / "detections.json",)))
+    for model in ("classifier", "autoencoder"):
+        if getattr(cfg, model) is not None:
+            spec += [
+                (f"{model}_train", getattr(steps, f"{model}_train"), {"m": getattr(cfg, model)}, ("split",),
+                 (cfg.run_dir(model) / "best.pt",)),
+                (f"{model}_predict", getattr(steps, f"{model}_predict"), {}, (f"{model}_train",),
+                 (cfg.run_dir(model) / "predictions" / "image_scores.csv",)),
+            ]
+    predict_stages = tuple(s[0] for s in spec if "predict" in s[0])
+    spec.append(("eval", steps.evaluate, {"eval": cfg.eval, "models": [n for n, _ in steps.prediction_dirs(cfg)]},
+                 ("convert", *predict_stages), (cfg.report_dir / "report.json",)))
+    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()))
+            for name, fn, conf, after, outputs in spec]
+
+
+def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
+                 only: str | None = None) -> list[StageResult]:
+    """Run the chain into ``cfg.output`` (stages whose inputs and settings are unchanged are skipped)."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    stages = build_stages(cfg)
+    results = run_stages(stages, cfg.out / ".stages", from_stage=from_stage, only=only)
+    atomic_write_json(cfg.out / "pipeline.json", {
+        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "stages": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 1)} for r in results],
+    })
+    return results
+
+
+def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
+    """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: pipeline file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{p}: expected a mapping of sections at the top level")
+    base = p.resolve().parent
+    for key in ("output", "dataset"):
+        if raw.get(key):
+            raw[key] = str((base / str(raw[key])).resolve()) if not Path(str(raw[key])).is_absolute() else raw[key]
+    for section, key in (("yolo_world", "model"), ("sam", "checkpoint"), ("classifier", "weights"),
+                         ("text_embeddings", "clip_weights")):
+        value = (raw.get(section) or {}).get(key)
+        if isinstance(value, str) and ("/" in value or value.endswith((".pt", ".pth"))) and not Path(value).is_absolute():
+            candidate = base / value
+            raw[section][key] = str(candidate.resolve()) if value.endswith((".pt", ".pth")) or candidate.exists() else value
+    return build(PipelineConfig, raw, str(p))
+
+
+def read_report_table(cfg: PipelineConfig) -> str:
+    """The homework-style comparison table of the report this pipeline wrote."""
+    from defectkit.eval import format_table
+
+    return format_table(read_json(cfg.report_dir / "report.json", "report"))

@@ -29,9 +29,9 @@ def _weights(cfg: PipelineConfig) -> dict[str, tuple[Path, ...]]:
     if cfg.classifier:
         w = str(cfg.classifier.get("weights", "none"))
         if w == "imagenet":
-            from defectkit.finetune.classifier_model import imagenet_weights_path
+            from defectkit.finetune.classifier_model import imagenet_weights_file
 
-            need["classifier_train"] = (imagenet_weights_path(cfg.classifier.get("arch", "resnet18")),)
+            need["classifier_train"] = (imagenet_weights_file(cfg.classifier.get("arch", "resnet18")),)
         elif w != "none":
             need["classifier_train"] = (Path(w),)
     return need
@@ -121,7 +121,40 @@ def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
         if isinstance(value, str) and ("/" in value or value.endswith((".pt", ".pth"))) and not Path(value).is_absolute():
             candidate = base / value
             raw[section][key] = str(candidate.resolve()) if value.endswith((".pt", ".pth")) or candidate.exists() else value
-    return build(PipelineConfig, raw, str(p))
+    cfg = build(PipelineConfig, raw, str(p))
+    check_sections(cfg, str(p))
+    return cfg
+
+
+def check_sections(cfg: PipelineConfig, where: str) -> None:
+    """Build every enabled section's config class with placeholder paths, so a misspelt key or a bad
+    value is reported (naming the file and section) before any stage runs."""
+    from defectkit.converters import ConvertConfig
+    from defectkit.datasets.split import SplitConfig
+    from defectkit.eval import EvalConfig
+    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig
+    from defectkit.finetune.sam_train import SamTrainConfig
+    from defectkit.finetune.yolo_world import YoloFinetuneConfig
+
+    build(SplitConfig, cfg.split, f"{where}: split")
+    convert = dict(cfg.convert)
+    if isinstance(convert.get("names"), dict):
+        convert["names"] = tuple(sorted(convert["names"].items()))
+    build(ConvertConfig, convert, f"{where}: convert", dataset="-", split="-", output="-")
+    build(EvalConfig, cfg.eval, f"{where}: eval", split="-", labels="-", output="-", predictions=(("m", "-"),))
+    placeholders = {
+        "classifier": (ClassifierConfig, {"split": "-", "output": "-"}),
+        "autoencoder": (AutoencoderConfig, {"split": "-", "output": "-"}),
+        "sam": (SamTrainConfig, {"coco": "-", "val_coco": "-", "output": "-", "cache_dir": "-"}),
+    }
+    for name, (cls, fixed) in placeholders.items():
+        if getattr(cfg, name) is not None:
+            build(cls, getattr(cfg, name), f"{where}: {name}", **fixed)
+    if cfg.yolo_world is not None:
+        section = dict(cfg.yolo_world)
+        world = "world" in Path(str(section.get("model", ""))).name.lower()
+        build(YoloFinetuneConfig, section, f"{where}: yolo_world", data=Path("-"), output=Path("-"),
+              text_embeddings=Path("-") if world else None)
 
 
 def read_report_table(cfg: PipelineConfig) -> str:

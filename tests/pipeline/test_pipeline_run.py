@@ -1,0 +1,66 @@
+"""``defectkit run PIPELINE.yaml``: config loading, up-front weights check, stage skipping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from defectkit.errors import InputError
+from defectkit.pipeline.run import build_stages, load_pipeline_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_gpu_config_loads_and_names_every_missing_weights_file(run_cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cfg = load_pipeline_yaml(REPO / "configs" / "bottle_gpu.yaml")
+    names = [s.name for s in build_stages(cfg)]
+    assert names[:3] == ["describe", "split", "convert"] and names[-1] == "eval"
+    assert {"yolo_world_train", "sam_train", "classifier_train", "autoencoder_train"} <= set(names)
+    code, out, err = run_cli("run", REPO / "configs" / "bottle_gpu.yaml")
+    assert code == 2 and out == ""
+    for name in ("ViT-B-32.pt", "yolov8s-worldv2.pt", "sam_vit_b_01ec64.pth", "resnet18-f37072fd.pth"):
+        assert name in err
+    assert "4 weights file(s) missing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_yaml_keys_are_named(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump({"output": "out", "dataset": "d", "classifier": {"arch": "resnet18", "epochz": 3}}))
+    with pytest.raises(InputError, match=r"p\.yaml: classifier: unknown key\(s\) \['epochz'\]"):
+        load_pipeline_yaml(p)
+    p.write_text(yaml.safe_dump({"output": "out", "dataset": "d", "autoencoder": {"image_size": 50}}))
+    with pytest.raises(InputError, match=r"p\.yaml: autoencoder: image_size must be a multiple of 16"):
+        load_pipeline_yaml(p)
+    p.write_text(yaml.safe_dump({"output": "out", "dataset": "d", "colour": 1}))
+    with pytest.raises(InputError, match=r"p\.yaml: unknown key\(s\) \['colour'\]"):
+        load_pipeline_yaml(p)
+    with pytest.raises(InputError, match="pipeline file not found"):
+        load_pipeline_yaml(tmp_path / "nope.yaml")
+
+
+def test_image_models_chain_runs_then_skips(run_cli, tiny_dataset: Path, tmp_path: Path) -> None:
+    p = tmp_path / "pipe.yaml"
+    small = {"epochs": 1, "image_size": 32, "batch_size": 8, "device": "cpu"}
+    p.write_text(yaml.safe_dump({
+        "output": "out", "dataset": str(tiny_dataset),
+        "split": {"defects_to_train": 1, "val_fraction": 0.25},
+        "convert": {"formats": ["coco"]},
+        "classifier": {"arch": "resnet18", "weights": "none", **small},
+        "autoencoder": {**small},
+        "eval": {"bootstrap": 0, "threshold": "good-recall=0.9"},
+    }))
+    code, out, err = run_cli("run", p)
+    assert code == 0, err
+    assert "ResNet" in out and "AutoEncoder" in out and "report:" in out
+    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    assert len(report["models"]) == 2
+    for sub in ("split.json", "labels/coco/test.json", "runs/classifier/config.json", "runs/autoencoder/best.pt"):
+        assert (tmp_path / "out" / sub).exists(), sub
+    code, out, _ = run_cli("run", p)
+    assert code == 0 and "describe skipped" in out and "classifier_train skipped" in out and " ran" not in out
+    code, out, _ = run_cli("run", p, "--only", "autoencoder_predict")
+    assert code == 0 and "autoencoder_predict ran" in out and "classifier" not in out.split("\n")[0]

@@ -1,0 +1,183 @@
+"""SAM fine-tuning benchmark.
+
+1. ``vit_b`` (random weights: timing only) on a few 900x900 synthetic images: one training epoch
+   with the image encoder in the loop (what a naive loop pays every epoch) versus one epoch on the
+   warm embedding cache, and the cache's bytes per image. Target: cached epoch >= 100x faster.
+2. ``tiny`` on the default synthetic data (256 px, split with --defects-to-train 5): the demo's
+   settings, wall time and val / test mask IoU. Target: val IoU >= 0.6 within 5 min on 2 CPU cores.
+
+    python benchmarks/sam_bench.py [--part vit_b|tiny|all] [--images 3] [--threads 1] [--out /tmp/sam_bench]
+
+On a CPU shared with other jobs use ``--threads 1``: torch's intra-op threads otherwise spin
+against each other (a vit_b decoder step measured 0.4 s with 1 thread, 1.0-3.7 s with 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+#: the demo's settings for ``defectkit finetune sam --model-type tiny`` (see docs/guide/sam.md)
+TINY_DEMO = {"epochs": 150, "lr": 1e-3, "batch_size": 1, "warmup_steps": 20, "box_jitter": 0.1}
+
+
+def _labels(out: Path, size: int, n_defect: int, k: int) -> Path:
+    from defectkit.converters.convert import ConvertConfig, convert_dataset
+    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.split import SplitConfig, make_split
+    from defectkit.datasets.synth import SynthConfig, generate_synthetic
+
+    root = generate_synthetic(
+        out / "data",
+        SynthConfig(
+            n_train=max(4, 3 * k),
+            n_test_good=2 if size > 256 else 20,
+            n_test_per_defect=n_defect,
+            size=size,
+            seed=0,
+        ),
+    )
+    make_split(scan_mvtec(root), SplitConfig(defects_to_train=k, val_fraction=0.2, seed=0)).save(
+        out / "split.json"
+    )
+    convert_dataset(
+        ConvertConfig(
+            dataset=str(root), split=str(out / "split.json"), output=str(out / "labels"), formats=("coco",)
+        )
+    )
+    return out / "labels"
+
+
+def bench_vit_b(out: Path, n_images: int) -> dict:
+    import numpy as np
+    import torch
+
+    from defectkit.finetune import sam_engine as eng
+    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam_data import load_coco_samples
+    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam_train import make_embedder, trainable_parameters
+
+    labels = _labels(out / "vit_b", 900, n_defect=max(1, math.ceil(n_images / 3)), k=0)
+    samples = load_coco_samples(labels / "coco" / "test.json")[:n_images]
+    torch.manual_seed(0)
+    sam = build_sam_model("vit_b")
+    device = torch.device("cpu")
+    cache = EmbeddingCache(
+        out / "vit_b" / "cache", model_type="vit_b", encoder_hash=encoder_fingerprint(sam), image_size=1024
+    )
+    params = trainable_parameters(sam, "decoder")
+    targets = eng.lowres_targets(samples, 1024, 256)
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    frozen = make_embedder(sam, "decoder", cache, device)  # cache-backed
+    in_loop = make_embedder(sam, "all", None, device)  # runs the encoder every call
+
+    def encoder_in_loop(sample, train):  # the encoder is frozen, it just runs every epoch
+        return in_loop(sample, train=False)
+
+    def epoch(embed) -> float:
+        t0 = time.perf_counter()
+        eng.train_one_epoch(
+            sam,
+            opt,
+            sched,
+            samples,
+            targets,
+            embed,
+            prompts=eng.PromptConfig(),
+            rng=np.random.default_rng(0),
+            batch_size=1,
+            device=device,
+            params=params,
+            image_size=1024,
+        )
+        return time.perf_counter() - t0
+
+    t_loop = epoch(encoder_in_loop)
+    t_fill = epoch(frozen)  # cold cache: encodes once per image and stores
+    t_cached = min(epoch(frozen) for _ in range(3))
+    return {
+        "images": len(samples),
+        "epoch_encoder_in_loop_s": t_loop,
+        "epoch_filling_cache_s": t_fill,
+        "epoch_cached_s": t_cached,
+        "speedup": t_loop / t_cached,
+        "encoder_calls": cache.misses,
+        "cache_bytes_per_image": cache.nbytes() / max(1, len(samples)),
+    }
+
+
+def bench_tiny(out: Path) -> dict:
+    import torch
+
+    from defectkit.finetune import sam_engine as eng
+    from defectkit.finetune.sam_data import load_coco_samples
+    from defectkit.finetune.sam_model import sam_model_registry
+    from defectkit.finetune.sam_train import SamTrainConfig, make_embedder, train_sam
+
+    labels = _labels(out / "tiny", 256, n_defect=20, k=5)
+    t0 = time.perf_counter()
+    summary = train_sam(
+        SamTrainConfig(
+            coco=str(labels / "coco" / "train.json"),
+            val_coco=str(labels / "coco" / "val.json"),
+            output=str(out / "tiny" / "run"),
+            model_type="tiny",
+            **TINY_DEMO,
+        )
+    )
+    wall = time.perf_counter() - t0
+    best = sam_model_registry["tiny"](checkpoint=out / "tiny" / "run" / "best.pt")
+    test = eng.evaluate(
+        best,
+        load_coco_samples(labels / "coco" / "test.json"),
+        make_embedder(best, "all", None, torch.device("cpu")),
+    )
+    return {
+        "settings": TINY_DEMO,
+        "train_wall_s": wall,
+        "best_val_iou": summary["best_val_iou"],
+        "val_instances": sum(len(s.boxes) for s in load_coco_samples(labels / "coco" / "val.json")),
+        "test_iou": test["iou"],
+        "test_dice": test["dice"],
+        "test_iou_per_type": {k[4:]: v for k, v in test.items() if k.startswith("iou/")},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=("vit_b", "tiny", "all"), default="all")
+    ap.add_argument("--images", type=int, default=3, help="900x900 images for the vit_b part (default 3)")
+    ap.add_argument("--out", default=None, help="work folder (default: a temporary folder)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = ap.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="sam_bench_"))
+    report = {"torch_threads": torch.get_num_threads()}
+    if args.part in ("vit_b", "all"):
+        r = report["vit_b"] = bench_vit_b(out, args.images)
+        print(
+            f"vit_b, {r['images']} images 900x900: encoder-in-loop epoch {r['epoch_encoder_in_loop_s']:.1f} s, "
+            f"cached epoch {r['epoch_cached_s']:.3f} s -> {r['speedup']:.0f}x (target >= 100x); "
+            f"cache {r['cache_bytes_per_image'] / 2**20:.2f} MiB/image, encoder runs {r['encoder_calls']}"
+        )
+    if args.part in ("tiny", "all"):
+        r = report["tiny"] = bench_tiny(out)
+        print(
+            f"tiny on default synthetic data: {r['train_wall_s']:.0f} s (target <= 300 s), best val IoU "
+            f"{r['best_val_iou']:.3f} on {r['val_instances']} instances (target >= 0.6), test IoU {r['test_iou']:.3f}"
+        )
+    print(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""On-disk cache of SAM image embeddings (fp16, memory-mapped), so a frozen image encoder runs
+once per image across epochs and runs.
+
+Key = sha256 of (image file content hash, encoder weights hash, model type, input size). The
+encoder hash is taken over the image encoder's own tensors, so it stands in for "checkpoint hash"
+and for "random-init:<seed>" alike, and a decoder-only fine-tune (same encoder) reuses the cache.
+Each entry is one ``<key[:2]>/<key>.npy`` file of shape CxHxW float16 (256x64x64 = 2 MiB for
+the official models), written atomically and read with ``np.load(mmap_mode="r")``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from defectkit.fileio import atomic_open, ensure_dir, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def encoder_fingerprint(sam) -> str:
+    """sha256 over the image encoder's state dict (names, dtypes, shapes and bytes), sorted by name."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(sam.image_encoder.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings under ``root``, one ``.npy`` per key. Counts ``hits`` and ``misses`` (encoder calls).
+
+    ``encode_fn(sample) -> CxHxW float tensor`` is supplied by the caller; :meth:`get_or_encode`
+    returns a float32 CPU tensor built from the memory-mapped fp16 file.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike, *, model_type: str, encoder_hash: str, image_size: int
+    ) -> None:
+        self.root = Path(root)
+        self.model_type = model_type
+        self.encoder_hash = encoder_hash
+        self.image_size = image_size
+        self.hits = 0
+        self.misses = 0
+        self._image_hashes: dict[Path, str] = {}
+
+    def key(self, image_path: str | os.PathLike) -> str:
+        p = Path(image_path)
+        if p not in self._image_hashes:
+            self._image_hashes[p] = sha256_file(p)
+        text = f"{self._image_hashes[p]}|{self.encoder_hash}|{self.model_type}|{self.image_size}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The memory-mapped fp16 array, or None when absent or unreadable (then it is recomputed)."""
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            return np.load(p, mmap_mode="r")
+        except (ValueError, OSError) as exc:
+            log.warning("%s: unreadable cache entry (%s); recomputing", p, exc)
+            return None
+
+    def store(self, key: str, embedding: np.ndarray) -> Path:
+        p = self.path(key)
+        ensure_dir(p.parent)
+        with atomic_open(p, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(embedding, dtype=np.float16))
+        return p
+
+    def get_or_encode(self, image_path: str | os.PathLike, encode_fn):
+        """Cached embedding for the image, running ``encode_fn()`` (-> CxHxW tensor) only on a miss."""
+        import torch
+
+        key = self.key(image_path)
+        arr = self.load(key)
+        if arr is None:
+            self.misses += 1
+            emb = encode_fn().detach().float().cpu().numpy()
+            self.store(key, emb)
+            arr = self.load(key)
+        else:
+            self.hits += 1
+        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
+
+    def nbytes(self) -> int:
+        """Bytes on disk of every cache entry under ``root``."""
+        return sum(p.stat().st_size for p in self.root.rglob("*.npy")) if self.root.is_dir() else 0

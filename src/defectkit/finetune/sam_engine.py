@@ -1,0 +1,267 @@
+"""SAM training engine: prompt -> mask decoding, the loss, ``train_one_epoch`` and ``evaluate``.
+
+Training never calls ``Sam.forward`` (it is ``@torch.no_grad()``): it calls the prompt encoder and
+mask decoder directly on image embeddings that come from an ``embed(sample, train)`` callable
+(the embedding cache when the encoder is frozen, the encoder itself with ``--train all``).
+Every dependency is passed in, as in torchvision's ``references/detection/engine.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from defectkit.finetune.sam_data import SamSample, input_shape, jitter_boxes, masks_to_lowres, sample_points
+
+log = logging.getLogger(__name__)
+
+FOCAL_WEIGHT = 20.0
+FOCAL_ALPHA = 0.25  # weight of foreground pixels in the focal term (torchvision / SAM default)
+FOCAL_GAMMA = 2.0
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How prompts are drawn in training: jittered GT boxes, plus points when ``n_pos + n_neg > 0``."""
+
+    box_jitter: float = 0.1
+    n_pos: int = 0
+    n_neg: int = 0
+    multimask: bool = False
+    max_instances: int = 16
+
+
+def to_input_coords(xy: np.ndarray, height: int, width: int, image_size: int) -> np.ndarray:
+    """Scale pixel coordinates (..., 2k) X,Y of an HxW image into the resized SAM input frame."""
+    ih, iw = input_shape(height, width, image_size)
+    out = np.asarray(xy, np.float32).copy()
+    out[..., 0::2] *= iw / width
+    out[..., 1::2] *= ih / height
+    return out
+
+
+def decode(sam, embedding, boxes_input, points=None, multimask: bool = False):
+    """Run SAM's prompt encoder and mask decoder for N prompts on one image.
+
+    embedding: 1xCxhxw float tensor; boxes_input: Nx4 XYXY tensor in the input frame; points:
+    optional (Nx P x2 coords in the input frame, NxP labels). Returns (low-res logits NxKxLxL,
+    predicted IoU NxK) with K = 3 when ``multimask`` else 1 and L = 4 x embedding side.
+    """
+    sparse, dense = sam.prompt_encoder(points=points, boxes=boxes_input, masks=None)
+    return sam.mask_decoder(
+        image_embeddings=embedding,
+        image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+    )
+
+
+def mask_loss(logits, target, iou_pred):
+    """SAM fine-tuning loss per predicted mask: 20 x focal + dice + MSE(IoU head, true IoU).
+
+    logits, iou_pred: NxKxLxL and NxK; target: NxLxL float in [0, 1] (soft edges from area
+    resizing). Returns (total NxK, dict of per-term NxK tensors); the true IoU is not differentiated.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    t = target.unsqueeze(1).expand_as(logits)
+    prob = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    p_t = prob * t + (1 - prob) * (1 - t)
+    alpha_t = FOCAL_ALPHA * t + (1 - FOCAL_ALPHA) * (1 - t)
+    focal = (alpha_t * ce * (1 - p_t) ** FOCAL_GAMMA).flatten(2).mean(-1)
+    inter = (prob * t).flatten(2).sum(-1)
+    dice = 1 - (2 * inter + 1) / (prob.flatten(2).sum(-1) + t.flatten(2).sum(-1) + 1)
+    with torch.no_grad():
+        pb, tb = logits > 0, t > 0.5
+        union = (pb | tb).flatten(2).sum(-1).float()
+        true_iou = torch.where(
+            union > 0, (pb & tb).flatten(2).sum(-1).float() / union.clamp(min=1), torch.ones_like(union)
+        )
+    mse = (iou_pred.float() - true_iou) ** 2
+    total = FOCAL_WEIGHT * focal + dice + mse
+    return total, {"focal": focal, "dice": dice, "iou_mse": mse, "true_iou": true_iou}
+
+
+def _select(total, parts):
+    """Keep, per instance, the mask with the lowest loss (multimask training); NxK -> N."""
+
+    idx = total.detach().argmin(dim=1, keepdim=True)
+    return total.gather(1, idx).squeeze(1), {k: v.gather(1, idx).squeeze(1) for k, v in parts.items()}
+
+
+def sample_loss(
+    sam,
+    embedding,
+    sample: SamSample,
+    lowres_target,
+    prompts: PromptConfig,
+    rng: np.random.Generator,
+    image_size: int,
+):
+    """Loss of one image's instances (at most ``prompts.max_instances``, chosen at random)."""
+    import torch
+
+    n = len(sample.boxes)
+    keep = (
+        np.sort(rng.choice(n, prompts.max_instances, replace=False))
+        if n > prompts.max_instances
+        else np.arange(n)
+    )
+    dev = embedding.device
+    boxes = jitter_boxes(sample.boxes[keep], prompts.box_jitter, sample.width, sample.height, rng)
+    boxes_t = torch.from_numpy(to_input_coords(boxes, sample.height, sample.width, image_size)).to(dev)
+    points = None
+    if prompts.n_pos + prompts.n_neg > 0:
+        coords, labels = sample_points(
+            sample.masks[keep], sample.boxes[keep], prompts.n_pos, prompts.n_neg, rng
+        )
+        coords = to_input_coords(coords, sample.height, sample.width, image_size)
+        points = (torch.from_numpy(coords).to(dev), torch.from_numpy(labels).to(dev))
+    logits, iou_pred = decode(sam, embedding, boxes_t, points, prompts.multimask)
+    total, parts = mask_loss(logits.float(), lowres_target[keep].to(dev), iou_pred)
+    total, parts = _select(total, parts)
+    return total.mean(), {k: float(v.detach().mean()) for k, v in parts.items()}
+
+
+def lowres_targets(samples: Sequence[SamSample], image_size: int, lowres: int) -> list:
+    """Per sample, the NxLxL float32 tensor of its GT masks in the decoder's low-res frame."""
+    import torch
+
+    return [torch.from_numpy(masks_to_lowres(s.masks, image_size, lowres)) for s in samples]
+
+
+def train_one_epoch(
+    sam,
+    optimizer,
+    scheduler,
+    samples: Sequence[SamSample],
+    targets: Sequence,
+    embed: Callable,
+    *,
+    prompts: PromptConfig,
+    rng: np.random.Generator,
+    batch_size: int,
+    device,
+    params: Sequence,
+    grad_clip: float = 1.0,
+    scaler=None,
+    image_size: int = 1024,
+    progress_desc: str = "train",
+) -> dict[str, float]:
+    """One pass over ``samples`` in a random order, ``batch_size`` images per optimiser step.
+
+    ``embed(sample, train=True)`` gives the 1xCxhxw embedding; ``scheduler`` steps once per batch.
+    Returns the mean loss and mean focal / dice / iou_mse / true_iou over the epoch's images.
+    """
+    import torch
+
+    from defectkit.progress import progress
+
+    order = rng.permutation(len(samples))
+    sums: dict[str, float] = {}
+    count = 0
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    use_amp = scaler is not None
+    for batch in progress(batches, desc=progress_desc, total=len(batches)):
+        optimizer.zero_grad(set_to_none=True)
+        for i in batch:
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                emb = embed(samples[i], train=True)
+                loss, parts = sample_loss(sam, emb, samples[i], targets[i], prompts, rng, image_size)
+            loss = loss / len(batch)
+            (scaler.scale(loss) if use_amp else loss).backward()
+            for k, v in {"loss": float(loss.detach()) * len(batch), **parts}.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+        if use_amp:
+            scaler.unscale_(optimizer)
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if use_amp:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def masks_iou_dice(pred, gt) -> tuple[np.ndarray, np.ndarray]:
+    """Per-instance IoU and Dice of NxHxW bool arrays (1.0 where both are empty)."""
+    inter = (pred & gt).reshape(len(gt), -1).sum(1).astype(np.float64)
+    ps, gs = pred.reshape(len(gt), -1).sum(1), gt.reshape(len(gt), -1).sum(1)
+    union = ps + gs - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    dice = np.where(ps + gs > 0, 2 * inter / np.maximum(ps + gs, 1), 1.0)
+    return iou, dice
+
+
+def predict_from_embedding(
+    sam, embedding, boxes_xyxy: np.ndarray, height: int, width: int, multimask: bool = False
+):
+    """Masks for pixel XYXY boxes on an embedded image: (NxHxW bool numpy, N float32 predicted IoU).
+
+    With ``multimask`` the mask with the highest predicted IoU is kept per box."""
+    import torch
+
+    image_size = sam.image_encoder.img_size
+    if len(boxes_xyxy) == 0:
+        return np.zeros((0, height, width), bool), np.zeros(0, np.float32)
+    boxes = torch.from_numpy(to_input_coords(np.asarray(boxes_xyxy, np.float32), height, width, image_size))
+    with torch.no_grad():
+        logits, iou = decode(sam, embedding, boxes.to(embedding.device), None, multimask)
+        if multimask:
+            best = iou.argmax(dim=1, keepdim=True)
+            logits = logits.gather(1, best[:, :, None, None].expand(-1, 1, *logits.shape[-2:]))
+            iou = iou.gather(1, best)
+        full = sam.postprocess_masks(logits.float(), input_shape(height, width, image_size), (height, width))
+    return (full[:, 0] > 0).cpu().numpy(), iou[:, 0].float().cpu().numpy()
+
+
+def evaluate(
+    sam, samples: Sequence[SamSample], embed: Callable, *, multimask: bool = False
+) -> dict[str, float]:
+    """Mask IoU and Dice with ground-truth boxes (no jitter), at the original image size.
+
+    Returns ``{"iou": mean over instances, "dice": ..., "iou/<defect_type>": ..., "dice/<defect_type>": ...}``;
+    NaN when there is nothing to evaluate.
+    """
+    import torch
+
+    per_type: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    sam.eval()
+    with torch.no_grad():
+        for s in samples:
+            masks, _ = predict_from_embedding(
+                sam, embed(s, train=False), s.boxes, s.height, s.width, multimask
+            )
+            per_type.setdefault(s.defect_type, []).append(masks_iou_dice(masks, s.masks))
+    out: dict[str, float] = {}
+    all_iou = np.concatenate([i for v in per_type.values() for i, _ in v]) if per_type else np.zeros(0)
+    all_dice = np.concatenate([d for v in per_type.values() for _, d in v]) if per_type else np.zeros(0)
+    out["iou"] = float(all_iou.mean()) if all_iou.size else math.nan
+    out["dice"] = float(all_dice.mean()) if all_dice.size else math.nan
+    for t in sorted(per_type):
+        out[f"iou/{t}"] = float(np.concatenate([i for i, _ in per_type[t]]).mean())
+        out[f"dice/{t}"] = float(np.concatenate([d for _, d in per_type[t]]).mean())
+    return out
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_factor: float = 0.01) -> Callable[[int], float]:
+    """LR factor per step: linear warmup from ~0 to 1 over ``warmup_steps``, then cosine to ``min_factor``."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor

@@ -1,0 +1,338 @@
+"""``defectkit finetune sam``: the training run (config, run folder, checkpoints, resume).
+
+Writes into the run folder: ``config.json`` (resolved config + versions), ``metrics.csv`` (one row
+per epoch), ``best.pt`` / ``last.pt`` (plain SAM state dicts that
+``segment_anything.sam_model_registry[model_type](checkpoint=...)`` - or our registry for
+``tiny`` - loads directly) and ``train_state.pt`` (optimizer, scheduler, scaler, RNG, epoch: for
+``--resume``). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from defectkit.errors import InputError
+from defectkit.fileio import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+TRAIN_MODES = ("decoder", "decoder+prompt", "all")
+PROMPT_MODES = ("box", "box+points")
+
+
+@dataclass(frozen=True)
+class SamTrainConfig:
+    """Everything a SAM fine-tuning run depends on (saved to ``config.json``).
+
+    ``train``: which parts learn - ``decoder`` (mask decoder), ``decoder+prompt`` (plus the prompt
+    encoder) or ``all`` (plus the image encoder; bypasses the embedding cache). Without a checkpoint
+    every part starts from a seeded random init; a frozen random encoder is then a fixed
+    random-feature extractor, which is what the ``tiny`` demo trains on (with the encoder in the
+    loop a step costs ~100x more on a CPU).
+    ``cache_dir`` None = ``<parent of output>/.sam_cache`` (shared by the runs next to this one).
+    """
+
+    coco: str
+    output: str
+    val_coco: str | None = None
+    model_type: str = "tiny"
+    checkpoint: str | None = None
+    train: str = "decoder"
+    epochs: int = 10
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    batch_size: int = 4
+    prompt: str = "box"
+    n_points: int = 1
+    box_jitter: float = 0.1
+    multimask: bool = False
+    max_instances: int = 16
+    grad_clip: float = 1.0
+    device: str | None = None
+    seed: int = 0
+    cache_dir: str | None = None
+    dataset: str | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        from defectkit.finetune.sam_model import MODEL_TYPES
+
+        checks = [
+            (self.model_type in MODEL_TYPES, "model_type", f"expected one of {MODEL_TYPES}"),
+            (self.train in TRAIN_MODES, "train", f"expected one of {TRAIN_MODES}"),
+            (self.prompt in PROMPT_MODES, "prompt", f"expected one of {PROMPT_MODES}"),
+            (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.lr > 0, "lr", "must be > 0"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (0 <= self.box_jitter < 1, "box_jitter", "must be in [0, 1)"),
+            (self.n_points >= 1, "n_points", "must be >= 1"),
+            (self.max_instances >= 1, "max_instances", "must be >= 1"),
+            (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
+            (self.grad_clip >= 0, "grad_clip", "must be >= 0"),
+        ]
+        for ok, name, why in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {why}")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.output).resolve().parent / ".sam_cache"
+
+
+def trainable_parameters(sam, mode: str) -> list:
+    """Freeze everything, then unfreeze the parts ``mode`` trains; returns those parameters."""
+    parts = {
+        "decoder": ["mask_decoder"],
+        "decoder+prompt": ["mask_decoder", "prompt_encoder"],
+        "all": ["mask_decoder", "prompt_encoder", "image_encoder"],
+    }[mode]
+    for p in sam.parameters():
+        p.requires_grad_(False)
+    params = []
+    for name in parts:
+        for p in getattr(sam, name).parameters():
+            p.requires_grad_(True)
+            params.append(p)
+    return params
+
+
+def make_embedder(sam, mode: str, cache, device):
+    """``embed(sample, train) -> 1xCxhxw`` tensor on ``device``: cached when the encoder is frozen."""
+    import torch
+
+    from defectkit.datasets.io import read_image
+    from defectkit.finetune.sam_data import preprocess_image
+
+    size = sam.image_encoder.img_size
+
+    def encode(sample):
+        x, _ = preprocess_image(read_image(sample.path), size)
+        return sam.image_encoder(x.to(device))
+
+    def embed(sample, train: bool):
+        if mode == "all":
+            if train:
+                sam.image_encoder.train()
+                return encode(sample)
+            with torch.no_grad():
+                sam.image_encoder.eval()
+                return encode(sample)
+
+        def run():
+            with torch.no_grad():
+                return encode(sample)[0]
+
+        return cache.get_or_encode(sample.path, run).unsqueeze(0).to(device)
+
+    return embed
+
+
+def _metrics_csv(rows: list[dict]) -> str:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _load_data(cfg: SamTrainConfig):
+    from defectkit.finetune.sam_data import load_coco_samples
+
+    train = load_coco_samples(cfg.coco, dataset=cfg.dataset)
+    if not train:
+        raise InputError(f"{cfg.coco}: no annotated images to train on")
+    val = load_coco_samples(cfg.val_coco, dataset=cfg.dataset) if cfg.val_coco else []
+    if cfg.val_coco and not val:
+        log.warning("%s: no annotated images; best.pt will follow the training loss", cfg.val_coco)
+    return train, val
+
+
+def _optimisation(cfg: SamTrainConfig, params: list, n_train: int, device):
+    """AdamW, per-step warmup + cosine schedule, and a GradScaler on CUDA only (None on CPU)."""
+    import torch
+
+    from defectkit.finetune.sam_engine import warmup_cosine
+
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * math.ceil(n_train / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(steps, min(cfg.warmup_steps, steps // 2))
+    )
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    return optimizer, scheduler, scaler
+
+
+@dataclass
+class _RunState:
+    """What ``train_state.pt`` holds besides the model (the objects are updated in place)."""
+
+    optimizer: object
+    scheduler: object
+    scaler: object
+    rng: np.random.Generator
+    rows: list = field(default_factory=list)
+    epoch: int = 0
+    best: float = -math.inf
+
+    def save(self, path: Path, model_state: dict, model_type: str) -> None:
+        from defectkit.finetune.common import rng_state, save_checkpoint
+
+        save_checkpoint(
+            {
+                "model": model_state,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "epoch": self.epoch,
+                "best": self.best,
+                "rows": self.rows,
+                "rng": rng_state(),
+                "np_rng": self.rng.bit_generator.state,
+                "model_type": model_type,
+            },
+            path,
+        )
+
+    def restore(self, path: Path, sam, model_type: str) -> None:
+        from defectkit.finetune.common import load_checkpoint, set_rng_state
+
+        st = load_checkpoint(path)
+        if st.get("model_type") != model_type:
+            raise InputError(f"{path}: saved for --model-type {st.get('model_type')}, not {model_type}")
+        sam.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        if self.scaler is not None and st.get("scaler"):
+            self.scaler.load_state_dict(st["scaler"])
+        self.rng.bit_generator.state = st["np_rng"]
+        set_rng_state(st["rng"])
+        self.rows, self.epoch, self.best = list(st["rows"]), int(st["epoch"]), float(st["best"])
+
+
+def _prompt_config(cfg: SamTrainConfig):
+    from defectkit.finetune.sam_engine import PromptConfig
+
+    n = cfg.n_points if cfg.prompt == "box+points" else 0
+    return PromptConfig(
+        box_jitter=cfg.box_jitter, n_pos=n, n_neg=n, multimask=cfg.multimask, max_instances=cfg.max_instances
+    )
+
+
+def _make_cache(cfg: SamTrainConfig, sam):
+    """The embedding cache for a frozen encoder; None with ``--train all``."""
+    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
+
+    if cfg.train == "all":
+        return None
+    return EmbeddingCache(
+        cfg.resolved_cache_dir,
+        model_type=cfg.model_type,
+        encoder_hash=encoder_fingerprint(sam),
+        image_size=sam.image_encoder.img_size,
+    )
+
+
+def _save_epoch(out: Path, sam, run: _RunState, model_type: str, score: float) -> None:
+    """best.pt (when ``score`` improved), last.pt, metrics.csv and train_state.pt, each atomically."""
+    from defectkit.finetune.common import save_checkpoint
+
+    state = {k: v.detach().cpu() for k, v in sam.state_dict().items()}
+    if (score > run.best or not (out / "best.pt").is_file()) and not math.isnan(score):
+        run.best = score
+        save_checkpoint(state, out / "best.pt")
+    save_checkpoint(state, out / "last.pt")
+    atomic_write_text(out / "metrics.csv", _metrics_csv(run.rows))
+    run.save(out / "train_state.pt", state, model_type)
+
+
+def train_sam(cfg: SamTrainConfig) -> dict:
+    """Run the fine-tuning described by ``cfg``; returns a summary dict (best val IoU, encoder calls)."""
+    from defectkit.finetune import sam_engine as eng
+    from defectkit.finetune.common import prepare_run_dir, resolve_device, save_checkpoint, seed_everything
+    from defectkit.finetune.sam_model import build_sam_model
+
+    device = resolve_device(cfg.device)
+    out = Path(cfg.output)
+    state_path = out / "train_state.pt"
+    if cfg.resume and not state_path.is_file():
+        raise InputError(f"--resume: {state_path} not found")
+    train, val = _load_data(cfg)
+    seed_everything(cfg.seed)
+    sam = build_sam_model(cfg.model_type, cfg.checkpoint)
+    size = sam.image_encoder.img_size
+    cache = _make_cache(cfg, sam)
+    prepare_run_dir(out, cfg)
+    sam.to(device)
+    params = trainable_parameters(sam, cfg.train)
+    targets = eng.lowres_targets(train, size, 4 * sam.prompt_encoder.image_embedding_size[0])
+    run = _RunState(*_optimisation(cfg, params, len(train), device), rng=np.random.default_rng(cfg.seed))
+    if cfg.resume:
+        run.restore(state_path, sam, cfg.model_type)
+        log.info("resuming %s after epoch %d", out, run.epoch)
+    prompts, embed = _prompt_config(cfg), make_embedder(sam, cfg.train, cache, device)
+    for epoch in range(run.epoch + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        for name in ("mask_decoder", "prompt_encoder", "image_encoder"):  # no dropout/BN in SAM; for hooks
+            getattr(sam, name).train(any(p.requires_grad for p in getattr(sam, name).parameters()))
+        stats = eng.train_one_epoch(
+            sam,
+            run.optimizer,
+            run.scheduler,
+            train,
+            targets,
+            embed,
+            prompts=prompts,
+            rng=run.rng,
+            batch_size=cfg.batch_size,
+            device=device,
+            params=params,
+            grad_clip=cfg.grad_clip,
+            scaler=run.scaler,
+            image_size=size,
+            progress_desc=f"sam epoch {epoch}",
+        )
+        sam.eval()
+        metrics = eng.evaluate(sam, val, embed, multimask=cfg.multimask) if val else {}
+        run.rows.append(
+            {
+                "epoch": epoch,
+                "lr": run.optimizer.param_groups[0]["lr"],
+                **{f"train_{k}": v for k, v in stats.items()},
+                **{f"val_{k}": v for k, v in metrics.items()},
+                "time_s": time.perf_counter() - t0,
+            }
+        )
+        run.epoch = epoch
+        _save_epoch(out, sam, run, cfg.model_type, metrics.get("iou", math.nan) if val else -stats["loss"])
+        log.info(
+            "epoch %d: loss %.4f val IoU %.4f Dice %.4f (%.1f s)",
+            epoch,
+            stats["loss"],
+            metrics.get("iou", math.nan),
+            metrics.get("dice", math.nan),
+            run.rows[-1]["time_s"],
+        )
+    if not (out / "best.pt").is_file():  # every score was NaN: keep the last weights as best
+        save_checkpoint({k: v.detach().cpu() for k, v in sam.state_dict().items()}, out / "best.pt")
+    return {
+        "run_dir": str(out),
+        "best_val_iou": run.best if val else None,
+        "epochs": cfg.epochs,
+        "train_mode": cfg.train,
+        "encoder_calls": cache.misses if cache else None,
+        "cache_hits": cache.hits if cache else None,
+        "last": run.rows[-1] if run.rows else {},
+    }

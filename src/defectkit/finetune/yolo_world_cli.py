@@ -1,13 +1,223 @@
-"""CLI wiring for one model family (argparse only; heavy imports inside handlers)."""
+"""CLI wiring for YOLO-World / ultralytics detectors: ``embed-text``, ``finetune yolo-world``,
+``predict yolo-world`` (argparse only; heavy imports inside handlers)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+EMBED_EPILOG = """\
+example:
+  defectkit embed-text --names "broken glass" "small chip" "contamination" \\
+      --clip-weights ~/models/ViT-B-32.pt -o runs/text_embeddings.pt
+
+Weights come only from --clip-weights or CLIP's cache (~/.cache/clip/ViT-B-32.pt); nothing is downloaded.
+"""
+
+FINETUNE_EPILOG = """\
+examples:
+  defectkit finetune yolo-world --data runs/labels/yolo/data.yaml --model yolov8s-worldv2.pt \\
+      --text-embeddings runs/text_embeddings.pt --epochs 50 --imgsz 640 -o runs/yolo_world
+  defectkit finetune yolo-world --data runs/labels/yolo/data.yaml --model yolo11s.yaml -o runs/yolo11s
+  defectkit finetune yolo-world --resume runs/yolo_world
+
+--device 0,1,2,3 runs ultralytics' own multi-GPU DDP (one process per GPU, --batch is the total).
+--set key=value passes any other ultralytics training argument (lr0=0.002 mosaic=0.5 plots=False ...).
+"""
+
+PREDICT_EPILOG = """\
+example:
+  defectkit predict yolo-world --weights runs/yolo_world/weights/best.pt --split runs/split.json \\
+      --labels runs/labels -o runs/yolo_world/predictions
+"""
+
+
+def register_top(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``defectkit embed-text``."""
+    p = subparsers.add_parser(
+        "embed-text",
+        help="CLIP ViT-B/32 text embeddings of class names (for YOLO-World)",
+        description="Compute OpenAI CLIP ViT-B/32 text embeddings (512-d, L2-normalised) of class names "
+        "and save them with the names and the model that made them.",
+        epilog=EMBED_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--names",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help='class names in natural language; "a/b" gives synonyms a and b',
+    )
+    p.add_argument(
+        "--clip-weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="CLIP ViT-B-32.pt file (default: ~/.cache/clip/ViT-B-32.pt)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device for CLIP (default cpu)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="embeddings file to write (.pt)")
+    p.set_defaults(func=_embed_text)
 
 
 def register_finetune(sub: argparse._SubParsersAction) -> None:
-    """Add `defectkit finetune <model>` parsers. (Not implemented yet.)"""
+    """Add ``defectkit finetune yolo-world``."""
+    p = sub.add_parser(
+        "yolo-world",
+        help="fine-tune YOLO-World (or a closed-set ultralytics detector)",
+        description="Train an ultralytics detector on a `defectkit convert` YOLO folder, offline. YOLO-World "
+        "models (a *-world*.yaml config, or a .pt holding a WorldModel) take their class text features "
+        "from --text-embeddings.",
+        epilog=FINETUNE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", type=Path, help="LABELS/yolo/data.yaml")
+    p.add_argument(
+        "--model",
+        default="yolov8s-worldv2.yaml",
+        help="weights .pt (a path; never downloaded) or config .yaml to train from scratch "
+        "(default yolov8s-worldv2.yaml)",
+    )
+    p.add_argument(
+        "--text-embeddings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="file from `defectkit embed-text` (YOLO-World models only)",
+    )
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument(
+        "--batch", type=int, default=16, help="total batch size (-1: ultralytics AutoBatch on GPU)"
+    )
+    p.add_argument("--device", default=None, help="cpu, 0, or 0,1,... for multi-GPU DDP (default: auto)")
+    p.add_argument("--workers", type=int, default=2, help="dataloader workers per process (CPU: ignored)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other ultralytics training arguments, e.g. lr0=0.002 mosaic=0.5",
+    )
+    p.add_argument("-o", "--output", type=Path, help="RUN_DIR; every output lands there")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the killed run in RUN_DIR (other flags except --device are ignored)",
+    )
+    p.set_defaults(func=_finetune)
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:
-    """Add `defectkit predict <model>` parsers. (Not implemented yet.)"""
+    """Add ``defectkit predict yolo-world``."""
+    p = sub.add_parser(
+        "yolo-world",
+        help="COCO detections + image scores from a YOLO-World / YOLO checkpoint",
+        description="Predict boxes on the images of a split manifest; writes detections.json (COCO results, "
+        "the converter's image and category ids), image_scores.csv (max box score) and prediction_meta.json.",
+        epilog=PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--weights", type=Path, required=True, help="RUN/weights/best.pt")
+    p.add_argument("--split", type=Path, required=True, help="split.json")
+    p.add_argument("--labels", type=Path, required=True, help="LABELS folder from `defectkit convert`")
+    p.add_argument(
+        "--splits", nargs="+", default=["val", "test"], help="splits to predict (default: val test)"
+    )
+    p.add_argument("--conf", type=float, default=0.001, help="minimum box score kept (default 0.001)")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the training size)")
+    p.add_argument("--max-det", type=int, default=100, help="boxes per image at most (default 100)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default=None, help="cpu or 0 (default: auto)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PRED_DIR")
+    p.set_defaults(func=_predict)
+
+
+def _input_error(exc: ValueError):
+    from defectkit.errors import InputError
+
+    return InputError(str(exc))
+
+
+def _embed_text(args: argparse.Namespace) -> int:
+    from defectkit.finetune.text_embeddings import EmbedTextConfig, embed_text
+
+    try:
+        cfg = EmbedTextConfig(
+            names=tuple(args.names), output=args.output, clip_weights=args.clip_weights, device=args.device
+        )
+    except ValueError as exc:
+        raise _input_error(exc) from exc
+    out = embed_text(cfg)
+    print(f"wrote {len(cfg.names)} name(s) to {out}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from defectkit.errors import InputError
+    from defectkit.finetune.yolo_world import (
+        YoloFinetuneConfig,
+        finetune_yolo,
+        parse_set_overrides,
+        resume_yolo,
+    )
+
+    if args.resume is not None:
+        result = resume_yolo(args.resume, device=args.device)
+    else:
+        if args.data is None or args.output is None:
+            raise InputError("--data and -o/--output are required (or --resume RUN_DIR)")
+        try:
+            cfg = YoloFinetuneConfig(
+                data=args.data,
+                model=args.model,
+                output=args.output,
+                text_embeddings=args.text_embeddings,
+                epochs=args.epochs,
+                imgsz=args.imgsz,
+                batch=args.batch,
+                device=args.device,
+                workers=args.workers,
+                seed=args.seed,
+                overrides=parse_set_overrides(args.overrides),
+            )
+        except ValueError as exc:
+            raise _input_error(exc) from exc
+        result = finetune_yolo(cfg)
+    m = result.metrics
+    print(
+        f"val mAP50 {m.get('metrics/mAP50(B)', float('nan')):.4f}  mAP50-95 "
+        f"{m.get('metrics/mAP50-95(B)', float('nan')):.4f}  ({result.seconds:.0f} s)"
+    )
+    print(f"best weights: {result.best}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from defectkit.finetune.yolo_world_predict import YoloPredictConfig, predict_yolo
+
+    try:
+        cfg = YoloPredictConfig(
+            weights=args.weights,
+            split=args.split,
+            labels=args.labels,
+            output=args.output,
+            splits=tuple(args.splits),
+            conf=args.conf,
+            iou=args.iou,
+            imgsz=args.imgsz,
+            max_det=args.max_det,
+            batch=args.batch,
+            device=args.device,
+        )
+    except ValueError as exc:
+        raise _input_error(exc) from exc
+    out = predict_yolo(cfg)
+    print(f"wrote {out / 'detections.json'}, {out / 'image_scores.csv'}")
+    return 0

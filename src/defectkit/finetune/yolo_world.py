@@ -1,0 +1,303 @@
+"""Fine-tune YOLO-World (or train a closed-set ultralytics detector) on a ``defectkit convert`` YOLO folder.
+
+``finetune_yolo(YoloFinetuneConfig(...))`` writes everything under ``config.output`` (RUN_DIR)::
+
+    RUN_DIR/config.json        resolved defectkit config + library versions + text embeddings info
+    RUN_DIR/args.yaml          ultralytics' resolved training arguments
+    RUN_DIR/weights/best.pt    ultralytics checkpoint (WorldModel keeps names + txt_feats [1, nc, 512])
+    RUN_DIR/weights/last.pt
+    RUN_DIR/results.csv        ultralytics' per-epoch metrics; RUN_DIR/metrics.csv the same, atomically
+    RUN_DIR/*.png / *.jpg      ultralytics plots (``--set plots=False`` turns them off)
+
+``resume_yolo(run_dir)`` continues a killed run from ``RUN_DIR/weights/last.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from defectkit.errors import DefectkitError, InputError, MissingWeightsError
+from defectkit.fileio import read_json, sha256_file
+
+log = logging.getLogger(__name__)
+
+#: ultralytics arguments defectkit sets itself (``--set`` may not override them)
+RESERVED_ARGS = frozenset(
+    {"model", "data", "project", "name", "exist_ok", "resume", "save_dir", "mode", "task"}
+)
+
+
+def parse_set_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["lr0=0.01", "mosaic=0", "plots=False"]`` -> ``{"lr0": 0.01, "mosaic": 0, "plots": False}``.
+
+    Values are parsed as YAML scalars (numbers, booleans, null, lists); ValueError on bad items.
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected key=value")
+        if key in RESERVED_ARGS:
+            raise ValueError(f"--set {key}: set by defectkit itself (use the matching flag)")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--set {item!r}: cannot parse value ({exc})") from exc
+    return out
+
+
+def is_world_model(model: str) -> bool:
+    """By name: True for YOLO-World configs/checkpoints (``yolov8s-worldv2.yaml``, ``.../yolov8s-world.pt``)."""
+    return "-world" in Path(model).name.lower()
+
+
+def checkpoint_is_world(path: str | os.PathLike) -> bool:
+    """By content: True when the ultralytics checkpoint at ``path`` holds a ``WorldModel``."""
+    import torch
+
+    from defectkit.finetune.yolo_world_env import import_ultralytics
+
+    import_ultralytics()  # the checkpoint pickles ultralytics classes
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise InputError(
+            f"{path}: cannot load as an ultralytics checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+    model = None
+    if isinstance(ckpt, dict):
+        model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
+    if model is None:
+        raise InputError(f"{path}: not an ultralytics checkpoint (no model inside)")
+    return type(model).__name__ == "WorldModel"
+
+
+@dataclass(frozen=True)
+class YoloFinetuneConfig:
+    """``defectkit finetune yolo-world``. ``model``: a ``.pt`` file path or a ``.yaml`` config
+    (an ultralytics built-in name such as ``yolov8n-worldv2.yaml`` or a path) to train from scratch.
+    ``device``: None (auto), "cpu", "0", or "0,1,..." (ultralytics DDP over those GPUs)."""
+
+    data: Path
+    model: str
+    output: Path
+    text_embeddings: Path | None = None
+    epochs: int = 50
+    imgsz: int = 640
+    batch: int = 16
+    device: str | None = None
+    workers: int = 2
+    seed: int = 0
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "imgsz", "batch"):
+            if getattr(self, name) < 1 and not (name == "batch" and getattr(self, name) == -1):
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {self.workers}")
+        suffix = Path(self.model).suffix.lower()
+        if suffix not in {".pt", ".yaml", ".yml"}:
+            raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config")
+        if suffix != ".pt":  # a .pt checkpoint is inspected when training starts
+            _check_text_matches(self.model, is_world_model(self.model), self.text_embeddings is not None)
+        bad = sorted(set(self.overrides) & RESERVED_ARGS)
+        if bad:
+            raise ValueError(f"--set {bad[0]}: set by defectkit itself")
+
+
+def _check_text_matches(model: str, world: bool, has_text: bool) -> None:
+    if world and not has_text:
+        raise ValueError(f"--model {model} is YOLO-World: give --text-embeddings FILE")
+    if not world and has_text:
+        raise ValueError(f"--text-embeddings: {model} is a closed-set detector and uses no text")
+
+
+@dataclass(frozen=True)
+class YoloTrainResult:
+    run_dir: Path
+    best: Path
+    last: Path
+    metrics: dict[str, float]
+    seconds: float
+
+
+def _check_inputs(config: YoloFinetuneConfig) -> None:
+    if not Path(config.data).is_file():
+        raise InputError(
+            f"{config.data}: data.yaml not found (make it with `defectkit convert ... --to yolo`)"
+        )
+    if Path(config.model).suffix.lower() == ".pt" and not Path(config.model).is_file():
+        raise MissingWeightsError(
+            f"{config.model}: weights file not found (defectkit never downloads weights: download it on a "
+            "connected machine from https://github.com/ultralytics/assets/releases and pass its path, or "
+            "pass a .yaml config to train from scratch)"
+        )
+
+
+def _dataset_names(data_yaml: Path) -> list[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8"))
+        names = data["names"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise InputError(f"{data_yaml}: not a YOLO data.yaml with `names` ({exc})") from exc
+    return [str(v) for _, v in sorted(names.items())] if isinstance(names, dict) else [str(v) for v in names]
+
+
+def _load_bank(config: YoloFinetuneConfig):
+    from defectkit.finetune.text_embeddings import EMBED_DIM, load_text_embeddings, split_synonyms
+
+    bank = load_text_embeddings(config.text_embeddings)
+    if bank.dim != EMBED_DIM:
+        raise InputError(f"{config.text_embeddings}: {bank.dim}-d embeddings; YOLO-World needs {EMBED_DIM}-d")
+    bank.features_for(split_synonyms(_dataset_names(config.data)), source=str(config.text_embeddings))
+    return bank
+
+
+def _ultralytics_args(config: YoloFinetuneConfig) -> dict[str, Any]:
+    out = Path(config.output).resolve()
+    args = {
+        "model": str(config.model),
+        "data": str(Path(config.data).resolve()),
+        "epochs": config.epochs,
+        "imgsz": config.imgsz,
+        "batch": config.batch,
+        "workers": config.workers,
+        "seed": config.seed,
+        "deterministic": True,
+        "project": str(out.parent),
+        "name": out.name,
+        "exist_ok": True,
+        "verbose": False,
+    }
+    if config.device is not None:
+        args["device"] = config.device
+    args.update(config.overrides)
+    return args
+
+
+def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
+    from defectkit.finetune.common import config_to_dict
+
+    rec = {**config_to_dict(config), "overrides": dict(config.overrides)}
+    if bank is not None:
+        rec["text_embeddings_info"] = {
+            "names": list(bank.names),
+            "model": bank.model,
+            "weights_sha256": bank.weights_sha256,
+            "file_sha256": sha256_file(config.text_embeddings),
+        }
+    return rec
+
+
+def _train(trainer: Any, run_dir: Path, t0: float) -> YoloTrainResult:
+    try:
+        trainer.train()
+    except (InputError, KeyboardInterrupt):
+        raise
+    except (FileNotFoundError, SyntaxError, KeyError) as exc:  # ultralytics' errors for bad data/config
+        raise InputError(f"ultralytics could not train: {type(exc).__name__}: {exc}") from exc
+    except RuntimeError as exc:
+        raise DefectkitError(f"training failed: {exc}") from exc
+    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
+    best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
+    return YoloTrainResult(run_dir, best, Path(trainer.last), metrics, time.perf_counter() - t0)
+
+
+def _add_callbacks(trainer: Any, callbacks: Mapping[str, Any] | None) -> Any:
+    for event, fns in (callbacks or {}).items():
+        for fn in fns:
+            trainer.add_callback(event, fn)
+    return trainer
+
+
+def finetune_yolo(
+    config: YoloFinetuneConfig, *, callbacks: Mapping[str, list] | None = None
+) -> YoloTrainResult:
+    """Train as configured; every output lands in ``config.output``. See the module docstring.
+
+    ``callbacks``: extra ultralytics callbacks ``{event: [fn(trainer), ...]}`` (e.g. progress reporting).
+    """
+    from defectkit.finetune.common import prepare_run_dir
+    from defectkit.finetune.yolo_world_env import import_ultralytics
+
+    _check_inputs(config)
+    if Path(config.model).suffix.lower() == ".pt":
+        try:
+            world = checkpoint_is_world(config.model)
+            _check_text_matches(config.model, world, config.text_embeddings is not None)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    bank = _load_bank(config) if config.text_embeddings is not None else None
+    run_dir = Path(config.output).resolve()
+    if (run_dir / "weights" / "last.pt").exists():
+        raise InputError(
+            f"{run_dir}: already holds a run (continue it with --resume {run_dir}, or pick a new -o)"
+        )
+    prepare_run_dir(run_dir, _run_record(config, bank))
+    import_ultralytics()
+    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
+
+    t0 = time.perf_counter()
+    args = _ultralytics_args(config)
+    try:
+        if bank is not None:
+            trainer = TextFileWorldTrainer(
+                overrides=args, text_embeddings=bank, text_embeddings_source=str(config.text_embeddings)
+            )
+        else:
+            trainer = OfflineDetectionTrainer(overrides=args)
+    except (SyntaxError, KeyError, FileNotFoundError) as exc:  # ultralytics' bad-argument / bad-data errors
+        raise InputError(f"bad ultralytics argument or data: {exc}") from exc
+    return _train(_add_callbacks(trainer, callbacks), run_dir, t0)
+
+
+def resume_yolo(
+    run_dir: str | os.PathLike, *, device: str | None = None, callbacks: Mapping[str, list] | None = None
+) -> YoloTrainResult:
+    """Continue the killed run in ``run_dir`` from its ``weights/last.pt`` (same config, same data)."""
+    import torch
+
+    from defectkit.finetune.yolo_world_env import import_ultralytics
+
+    run_dir = Path(run_dir).resolve()
+    last = run_dir / "weights" / "last.pt"
+    record = read_json(run_dir / "config.json", "run config")["config"]
+    if not last.is_file():
+        raise InputError(f"{last}: not found; nothing to resume in {run_dir}")
+    import_ultralytics()
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    if ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:
+        raise InputError(f"{run_dir}: this run finished; start a new run (-o NEW_DIR) to train more")
+    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
+
+    overrides: dict[str, Any] = {"resume": str(last)}
+    if device is not None:
+        overrides["device"] = device
+    t0 = time.perf_counter()
+    if record.get("text_embeddings"):
+        cfg = YoloFinetuneConfig(
+            data=Path(record["data"]),
+            model=record["model"],
+            output=run_dir,
+            text_embeddings=Path(record["text_embeddings"]),
+        )
+        bank = _load_bank(cfg)
+        trainer = TextFileWorldTrainer(
+            overrides=overrides, text_embeddings=bank, text_embeddings_source=str(cfg.text_embeddings)
+        )
+    else:
+        trainer = OfflineDetectionTrainer(overrides=overrides)
+    log.info("resuming %s from epoch %d", run_dir, int(ckpt["epoch"]) + 2)
+    return _train(_add_callbacks(trainer, callbacks), run_dir, t0)

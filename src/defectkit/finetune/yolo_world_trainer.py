@@ -1,0 +1,240 @@
+"""ultralytics trainers that never reach the network and take YOLO-World text features from a file.
+
+Import this module only after :func:`defectkit.finetune.yolo_world_env.import_ultralytics` (it
+subclasses ultralytics classes at import time); :mod:`defectkit.finetune.yolo_world` does that.
+
+* :class:`TextFileWorldTrainer` (a ``WorldTrainer``): the training batches, the EMA ``set_classes``
+  step and validation all use the :class:`TextEmbeddings` given to it, so CLIP is never built. The
+  EMA model (saved as ``best.pt``/``last.pt``) keeps ``txt_feats`` [1, nc, 512] and ``names``, so
+  ``YOLOWorld("best.pt").predict(...)`` works with no CLIP and no embeddings file.
+* :class:`OfflineDetectionTrainer`: the closed-set YOLO baseline with the same offline guards.
+
+Both drop ultralytics' integration callbacks (analytics events, Platform upload, W&B, ...) and run
+with two scoped guards (see :func:`offline_guards`). The embeddings travel inside the callbacks dict
+so ultralytics' DDP launcher (which pickles ``trainer.callbacks``) carries them to every worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.world import WorldTrainer
+from ultralytics.models.yolo.world.train import on_pretrain_routine_end as _ul_set_ema_classes
+from ultralytics.utils import DEFAULT_CFG
+from ultralytics.utils import callbacks as ul_callbacks
+
+from defectkit.errors import InputError
+from defectkit.fileio import atomic_write_text
+from defectkit.finetune.text_embeddings import TextEmbeddings
+
+log = logging.getLogger(__name__)
+
+#: callback modules that send data somewhere (analytics events, Platform, W&B, MLflow, ...)
+_INTEGRATION_PREFIXES = ("ultralytics.utils.events", "ultralytics.utils.callbacks.", "ultralytics.hub")
+_KEEP_MODULES = ("ultralytics.utils.callbacks.base",)
+
+
+def is_integration_callback(cb: Any) -> bool:
+    """True for ultralytics callbacks that talk to an outside service (never for our own)."""
+    module = getattr(cb, "__module__", "") or ""
+    return module.startswith(_INTEGRATION_PREFIXES) and module not in _KEEP_MODULES
+
+
+def strip_integration_callbacks(obj: Any) -> None:
+    """Remove integration callbacks from a trainer/validator/predictor's ``callbacks`` dict in place."""
+    for event, cbs in obj.callbacks.items():
+        obj.callbacks[event] = [cb for cb in cbs if not is_integration_callback(cb)]
+
+
+def _local_check_font(font: str = "Arial.ttf") -> Path | None:
+    """ultralytics' ``check_font`` without its download (it probes a URL on every dataset check)."""
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    local = USER_CONFIG_DIR / Path(font).name
+    if local.exists():
+        return local
+    matches = [
+        f.fname for f in font_manager.fontManager.ttflist if font in f.fname and Path(f.fname).exists()
+    ]
+    return Path(matches[0]) if matches else None  # None: plots fall back to PIL's default font
+
+
+def _make_local_check_amp(original: Any) -> Any:
+    def _local_check_amp(model: torch.nn.Module, *args: Any, **kwargs: Any) -> bool:
+        """AMP self-check only when its reference model is already on disk (it would download it)."""
+        from ultralytics.utils import WEIGHTS_DIR
+
+        if next(model.parameters()).device.type in {"cpu", "mps"}:
+            return False
+        if (WEIGHTS_DIR / "yolo26n.pt").is_file():
+            return original(model, *args, **kwargs)
+        log.info("AMP self-check skipped (its reference weights are not on disk and are never downloaded)")
+        return True  # what ultralytics itself does when the check cannot run offline
+
+    return _local_check_amp
+
+
+@contextlib.contextmanager
+def keep_torch_threads() -> Iterator[int]:
+    """Restore ``torch.get_num_threads()`` on exit: ultralytics' ``select_device`` sets it to
+    cpu_count - 1 (1 thread on a 2-core machine) and never sets it back."""
+    threads = torch.get_num_threads()
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def offline_guards() -> Iterator[None]:
+    """For the duration of the block, ultralytics' font check and AMP self-check stay local.
+
+    Both are module attributes looked up at call time, restored on exit (nothing outlives the call).
+    """
+    import ultralytics.data.utils as ul_data_utils
+    import ultralytics.engine.trainer as ul_trainer
+
+    saved = (ul_data_utils.check_font, ul_trainer.check_amp)
+    ul_data_utils.check_font = _local_check_font
+    ul_trainer.check_amp = _make_local_check_amp(saved[1])
+    try:
+        yield
+    finally:
+        ul_data_utils.check_font, ul_trainer.check_amp = saved
+
+
+class TextBankCallback:
+    """Carries the :class:`TextEmbeddings` inside ``trainer.callbacks`` (pickled to DDP workers)."""
+
+    def __init__(self, bank: TextEmbeddings) -> None:
+        self.bank = bank
+
+    def __call__(self, trainer: Any) -> None:
+        trainer.text_bank = self.bank
+
+
+def set_ema_classes_from_bank(trainer: Any) -> None:
+    """Replacement of ultralytics' ``on_pretrain_routine_end``: EMA ``set_classes`` from the file.
+
+    Sets ``ema.txt_feats`` = FloatTensor[1, nc, D] for the first synonym of each dataset class and
+    the head's ``nc``, exactly what ``WorldModel.set_classes`` would do with CLIP.
+    """
+    names = [str(n).split("/", 1)[0].strip() for n in trainer.data["names"].values()]
+    ema = trainer.ema.ema
+    feats = trainer.text_bank.features_for(names, source=trainer.text_bank_source)
+    ema.txt_feats = feats.unsqueeze(0).to(next(ema.parameters()).device)
+    ema.model[-1].nc = len(names)
+
+
+def write_metrics_csv(trainer: Any) -> None:
+    """``on_fit_epoch_end``: RUN/metrics.csv = ultralytics' results.csv, one row per epoch, written atomically."""
+    csv = Path(trainer.csv)
+    if not csv.is_file():
+        return
+    lines = [
+        ",".join(c.strip() for c in line.split(",")) for line in csv.read_text().splitlines() if line.strip()
+    ]
+    atomic_write_text(Path(trainer.save_dir) / "metrics.csv", "\n".join(lines) + "\n")
+
+
+class _OfflineMixin:
+    """Common guards: no integration callbacks, local-only font/AMP checks, metrics.csv per epoch."""
+
+    def _finish_init(self) -> None:
+        strip_integration_callbacks(self)
+        if write_metrics_csv not in self.callbacks["on_fit_epoch_end"]:
+            self.callbacks["on_fit_epoch_end"].append(write_metrics_csv)
+
+    def run_callbacks(self, event: str) -> None:
+        # BaseTrainer.__init__ adds and runs integration callbacks before a subclass can remove them
+        for cb in self.callbacks.get(event, []):
+            if not is_integration_callback(cb):
+                cb(self)
+
+    def get_validator(self):
+        validator = super().get_validator()
+        strip_integration_callbacks(validator)
+        return validator
+
+    def train(self) -> None:
+        with offline_guards(), keep_torch_threads():  # the final validation calls select_device again
+            return super().train()
+
+
+class OfflineDetectionTrainer(_OfflineMixin, DetectionTrainer):
+    """Closed-set ultralytics detector trainer (the plain YOLO baseline), offline."""
+
+    def __init__(
+        self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None
+    ) -> None:
+        with offline_guards(), keep_torch_threads():  # train on every core the caller allowed
+            super().__init__(cfg, overrides, _callbacks)
+        self._finish_init()
+
+
+class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
+    """``WorldTrainer`` whose text features come from a :class:`TextEmbeddings`, never from CLIP.
+
+    ``text_embeddings`` is required for a new trainer; DDP workers get it back from the callbacks.
+    """
+
+    def __init__(
+        self,
+        cfg=DEFAULT_CFG,
+        overrides: dict | None = None,
+        _callbacks: dict | None = None,
+        text_embeddings: TextEmbeddings | None = None,
+        text_embeddings_source: str = "text embeddings file",
+    ) -> None:
+        cbs = ul_callbacks.get_default_callbacks()
+        for event, fns in (_callbacks or {}).items():
+            cbs[event] = list(fns)
+        if text_embeddings is not None:
+            cbs["on_pretrain_routine_start"] = [
+                cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, TextBankCallback)
+            ] + [TextBankCallback(text_embeddings)]
+        hooks = [cb for cb in cbs["on_pretrain_routine_start"] if isinstance(cb, TextBankCallback)]
+        if not hooks:
+            raise InputError("YOLO-World training needs --text-embeddings FILE (see `defectkit embed-text`)")
+        self.text_bank: TextEmbeddings = hooks[-1].bank
+        self.text_bank_source = text_embeddings_source
+        with offline_guards(), keep_torch_threads():  # train on every core the caller allowed
+            super().__init__(cfg, overrides, cbs)
+        self._finish_init()
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        model = super().get_model(cfg, weights, verbose)
+        events = self.callbacks["on_pretrain_routine_end"]
+        self.callbacks["on_pretrain_routine_end"] = [cb for cb in events if cb is not _ul_set_ema_classes]
+        if set_ema_classes_from_bank not in self.callbacks["on_pretrain_routine_end"]:
+            self.callbacks["on_pretrain_routine_end"].append(set_ema_classes_from_bank)
+        # placeholder features until the EMA callback sets the real ones (never random in a checkpoint)
+        names = [str(n).split("/", 1)[0].strip() for n in self.data["names"].values()]
+        model.txt_feats = self.text_bank.features_for(names, source=self.text_bank_source).unsqueeze(0)
+        return model
+
+    def set_text_embeddings(self, datasets: list[Any], batch: int | None) -> None:
+        """``{text: FloatTensor[D]}`` for every synonym the training datasets can sample."""
+        texts = sorted({t for ds in datasets for t in getattr(ds, "category_names", ())})
+        feats = self.text_bank.features_for(texts, source=self.text_bank_source)
+        mapping = dict(zip(texts, feats, strict=True))
+        # RandomLoadText samples unstripped synonyms ("a / b" -> " b"); category_names are stripped
+        for name in self.data["names"].values():
+            for part in str(name).split("/"):
+                if part.strip() in mapping:
+                    mapping.setdefault(part, mapping[part.strip()])
+        self.text_embeddings = mapping
+
+    def generate_text_embeddings(
+        self, texts: list[str], batch: int, cache_dir: Path
+    ) -> dict[str, torch.Tensor]:
+        """Never builds CLIP and never writes a cache next to the dataset: look the texts up in the file."""
+        feats = self.text_bank.features_for(list(texts), source=self.text_bank_source)
+        return dict(zip(texts, feats, strict=True))

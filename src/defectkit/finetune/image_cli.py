@@ -1,13 +1,190 @@
-"""CLI wiring for one model family (argparse only; heavy imports inside handlers)."""
+"""CLI wiring for the image-level models: ``defectkit finetune|predict classifier|autoencoder``.
+
+Flags default to "not given" (argparse.SUPPRESS) so that the resolved config is: dataclass
+defaults < ``--resume RUN``'s saved config < ``--config FILE`` < flags actually typed.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+_S = argparse.SUPPRESS
+_MODELS = {"classifier": "ClassifierConfig", "autoencoder": "AutoencoderConfig"}
+
+
+def _freeze_epochs(value: str) -> int:
+    if value == "all":
+        return -1
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs or 'all', got {value!r}") from None
+
+
+def _common_train_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE", help="YAML file of options (flags typed here override it)")
+    g.add_argument("--split", metavar="SPLIT_JSON", help="split manifest from 'defectkit split'")
+    g.add_argument(
+        "-o", "--output", metavar="RUN", help="run folder (config.json, metrics.csv, best.pt, last.pt)"
+    )
+    g.add_argument("--resume", metavar="RUN", help="continue the run in RUN from RUN/last.pt")
+    g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--image-size", type=int, help="square input side in pixels")
+    g.add_argument("--optimizer", choices=("adam", "adamw", "sgd"))
+    g.add_argument("--lr", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--momentum", type=float, help="SGD momentum")
+    g.add_argument("--scheduler", choices=("none", "cosine", "step"))
+    g.add_argument("--step-size", type=int, help="epochs between LR drops (step schedule)")
+    g.add_argument("--step-gamma", type=float, help="LR factor per drop (step schedule)")
+    g.add_argument("--patience", type=int, help="early-stop after N epochs without val improvement (0 = off)")
+    g = p.add_argument_group("augmentation (train split only)")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=_S)
+    g.add_argument("--hflip", type=float, help="horizontal flip probability")
+    g.add_argument("--vflip", type=float, help="vertical flip probability")
+    g.add_argument("--rotate", type=float, help="rotation limit in degrees")
+    g.add_argument("--color-jitter", type=float, help="brightness/contrast/saturation strength (0 = off)")
+
 
 def register_finetune(sub: argparse._SubParsersAction) -> None:
-    """Add `defectkit finetune <model>` parsers. (Not implemented yet.)"""
+    """Add ``defectkit finetune classifier`` and ``defectkit finetune autoencoder``."""
+    p = sub.add_parser(
+        "classifier",
+        argument_default=_S,
+        help="fine-tune a torchvision classifier (ResNet)",
+        description="Train a torchvision classifier (final layer -> Dropout + Linear) on a split.",
+    )
+    _common_train_flags(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", help="torchvision model name (default resnet18)")
+    g.add_argument(
+        "--weights", help="imagenet (torch hub cache only), none (from scratch) or a state-dict PATH"
+    )
+    g.add_argument("--task", choices=("binary", "defect-type"))
+    g.add_argument("--dropout", type=float, help="dropout before the final Linear")
+    g.add_argument(
+        "--freeze-epochs",
+        type=_freeze_epochs,
+        metavar="N|all",
+        help="freeze the backbone for the first N epochs, or for the whole run",
+    )
+    g.add_argument("--loss", choices=("ce", "weighted-ce", "focal"))
+    g.add_argument("--class-weights", choices=("auto", "inverse", "effective-number", "none"))
+    g.add_argument("--beta", type=float, help="beta of the effective-number class weights (default 0.999)")
+    g.add_argument("--focal-gamma", type=float)
+    g.add_argument("--sampler", choices=("none", "balanced"))
+    g.add_argument("--select", choices=("loss", "f1"), help="val metric for best.pt and early stopping")
+    g.add_argument(
+        "--val-threshold",
+        action=argparse.BooleanOptionalAction,
+        default=_S,
+        help="choose the decision threshold on val (max F1) instead of 0.5",
+    )
+    g.add_argument(
+        "--precise-bn",
+        action=argparse.BooleanOptionalAction,
+        default=_S,
+        help="recompute BatchNorm statistics over the train split after every epoch (default on)",
+    )
+    p.set_defaults(func=_train, model_name="classifier")
+
+    p = sub.add_parser(
+        "autoencoder",
+        argument_default=_S,
+        help="train the convolutional AutoEncoder baseline",
+        description="Train a convolutional AutoEncoder on the train split's good images.",
+    )
+    _common_train_flags(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--width", type=int, help="channels of the first stage (default 32)")
+    g.add_argument("--latent", type=int, help="bottleneck channels (default 64)")
+    g.add_argument("--loss", choices=("l2", "ssim", "l2+ssim"))
+    g.add_argument("--smooth-sigma", type=float, help="Gaussian sigma of the anomaly map, pixels")
+    g.add_argument("--reduction", choices=("max", "mean", "top1"), help="image score from the map")
+    g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect")
+    g.add_argument("--select", choices=("auroc", "loss"), help="val metric for best.pt and early stopping")
+    p.set_defaults(func=_train, model_name="autoencoder")
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:
-    """Add `defectkit predict <model>` parsers. (Not implemented yet.)"""
+    """Add ``defectkit predict classifier`` and ``defectkit predict autoencoder``."""
+    for name, what in (
+        ("classifier", "image scores of a trained classifier"),
+        ("autoencoder", "image scores and anomaly maps of a trained AutoEncoder"),
+    ):
+        p = sub.add_parser(name, help=f"write {what}", description=f"Write {what} (image_scores.csv).")
+        p.add_argument("--weights", required=True, metavar="CKPT", help="RUN/best.pt")
+        p.add_argument("-o", "--output", required=True, metavar="PRED_DIR")
+        p.add_argument(
+            "--split", default="", metavar="SPLIT_JSON", help="default: the one the model was trained on"
+        )
+        p.add_argument("--splits", nargs="+", default=["val", "test"], choices=("train", "val", "test"))
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--device", default=None)
+        if name == "autoencoder":
+            p.add_argument("--no-maps", action="store_true", help="do not write anomaly_maps/*.npy")
+        p.set_defaults(func=_predict, model_name=name)
+
+
+def build_train_config(args: argparse.Namespace):
+    """The resolved config of ``defectkit finetune classifier|autoencoder`` and whether to resume."""
+    import dataclasses
+
+    from defectkit.finetune import image_config as ic
+    from defectkit.finetune.image_common import read_run_config
+
+    cls = getattr(ic, _MODELS[args.model_name])
+    fields = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    layers = []
+    resume = getattr(args, "resume", None)
+    if resume:
+        layers.append((f"{resume}/config.json", read_run_config(resume)))
+    if getattr(args, "config", None):
+        layers.append((args.config, ic.load_config_file(args.config, cls, args.model_name)))
+    layers.append(("command line", given))
+    if resume:
+        layers.append(("--resume", {"output": resume}))
+    return ic.resolve_config(cls, *layers), bool(resume)
+
+
+def _train(args: argparse.Namespace) -> int:
+    config, resume = build_train_config(args)
+    if args.model_name == "classifier":
+        from defectkit.finetune.classifier import train_classifier as train
+    else:
+        from defectkit.finetune.autoencoder import train_autoencoder as train
+    run = train(config, resume=resume)
+    print(f"wrote {run}: best.pt, last.pt, metrics.csv, config.json")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from defectkit.errors import InputError
+    from defectkit.finetune.image_config import ImagePredictConfig
+
+    try:
+        config = ImagePredictConfig(
+            weights=args.weights,
+            output=args.output,
+            split=args.split,
+            splits=tuple(args.splits),
+            batch_size=args.batch_size,
+            device=args.device,
+            save_maps=not getattr(args, "no_maps", False),
+        )
+    except ValueError as exc:
+        raise InputError(f"predict {args.model_name}: {exc}") from exc
+    if args.model_name == "classifier":
+        from defectkit.finetune.classifier import predict_classifier as predict
+    else:
+        from defectkit.finetune.autoencoder import predict_autoencoder as predict
+    out = predict(config)
+    print(f"wrote {out / 'image_scores.csv'}")
+    return 0

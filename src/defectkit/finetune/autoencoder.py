@@ -1,0 +1,290 @@
+"""The AutoEncoder baseline: a convolutional AutoEncoder trained on train-good images only.
+
+Anomaly map = per-pixel reconstruction error (L2 and/or 1-SSIM, the training loss's error),
+Gaussian-smoothed; image score = a reduction of the smoothed map ("max" by default). The decision
+threshold is chosen on val (max defect F1; the ``good_percentile`` of val-good scores when val has
+no defect image) and stored in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from defectkit.errors import InputError
+from defectkit.finetune.common import config_to_dict, prepare_run_dir, resolve_device, seed_everything
+from defectkit.finetune.image_config import AutoencoderConfig, ImagePredictConfig
+
+log = logging.getLogger(__name__)
+
+KIND = "anomaly"
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)
+    )
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)
+    )
+
+
+class ConvAutoEncoder(nn.Module):
+    """Nx3xHxW in [0, 1] -> Nx3xHxW in [0, 1]; H and W multiples of 16.
+
+    Four stride-2 stages (width, 2w, 4w, 4w channels) down to H/16 x W/16 x ``latent``, mirrored
+    by transposed convolutions, sigmoid output.
+    """
+
+    def __init__(self, width: int = 32, latent: int = 64) -> None:
+        super().__init__()
+        w = width
+        self.encoder = nn.Sequential(
+            _down(3, w),
+            _down(w, 2 * w),
+            _down(2 * w, 4 * w),
+            _down(4 * w, 4 * w),
+            nn.Conv2d(4 * w, latent, 3, 1, 1),
+        )
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent, 4 * w, 3, 1, 1),
+            nn.LeakyReLU(0.2, True),
+            _up(4 * w, 4 * w),
+            _up(4 * w, 2 * w),
+            _up(2 * w, w),
+            _up(w, w),
+            nn.Conv2d(w, 3, 3, 1, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def anomaly_maps(recon: torch.Tensor, image: torch.Tensor, *, loss: str, sigma: float) -> torch.Tensor:
+    """Smoothed reconstruction-error maps, Nx3xHxW pair -> NxHxW float (higher = more anomalous)."""
+    from defectkit.finetune.image_losses import gaussian_smooth, reconstruction_error_map
+
+    return gaussian_smooth(reconstruction_error_map(recon, image, loss), sigma)
+
+
+def reduce_maps(maps: torch.Tensor, reduction: str) -> torch.Tensor:
+    """NxHxW -> N image scores: "max", "mean" or "top1" (mean of the highest 1% of pixels)."""
+    flat = maps.flatten(1)
+    if reduction == "max":
+        return flat.max(dim=1).values
+    if reduction == "mean":
+        return flat.mean(dim=1)
+    k = max(1, flat.shape[1] // 100)
+    return flat.topk(k, dim=1).values.mean(dim=1)
+
+
+def make_score_fn(loss: str, sigma: float, reduction: str):
+    def score(recon: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return reduce_maps(anomaly_maps(recon, image, loss=loss, sigma=sigma), reduction)
+
+    return score
+
+
+def make_threshold_fn(good_percentile: float):
+    """Val threshold: max F1 when val holds both classes, else a percentile of the good scores."""
+    from defectkit.finetune.image_metrics import choose_threshold, good_percentile_threshold
+
+    def fn(scores: np.ndarray, labels: np.ndarray) -> float:
+        if (labels == 1).any() and (labels == 0).any():
+            return choose_threshold(scores, labels)
+        if (labels == 0).any():
+            return good_percentile_threshold(scores[labels == 0], good_percentile)
+        return float("nan")
+
+    return fn
+
+
+def _train_good_dataset(config: AutoencoderConfig, manifest):
+    from torch.utils.data import Subset
+
+    from defectkit.datasets.torch_data import ManifestDataset
+    from defectkit.finetune.image_augment import TrainAugment
+
+    augment = None
+    if config.augment:
+        augment = TrainAugment(
+            config.image_size,
+            hflip=config.hflip,
+            vflip=config.vflip,
+            rotate=config.rotate,
+            color_jitter=config.color_jitter,
+            seed=config.seed,
+        )
+    full = ManifestDataset(manifest, "train", image_size=config.image_size, transform=augment)
+    good = [i for i, e in enumerate(full.entries) if e.label == 0]
+    if not good:
+        raise InputError(f"{config.split}: the train split has no good image to train the AutoEncoder on")
+    return Subset(full, good), augment
+
+
+def _meta(config: AutoencoderConfig, manifest) -> dict[str, Any]:
+    """What every checkpoint carries besides weights and optimiser state."""
+    return {
+        "kind": KIND,
+        "config": config_to_dict(config),
+        "split_fingerprint": manifest.fingerprint,
+        "model_spec": {
+            "arch": "conv-autoencoder",
+            "width": config.width,
+            "latent": config.latent,
+            "image_size": config.image_size,
+            "loss": config.loss,
+            "smooth_sigma": config.smooth_sigma,
+            "reduction": config.reduction,
+        },
+        "threshold": float("nan"),
+        "threshold_method": f"max-f1 on val (else {config.good_percentile:g}th percentile of val good)",
+    }
+
+
+def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
+    """Model, data, loss, optimiser and per-epoch hooks wired into a FitSetup: (setup, bare model)."""
+    from defectkit.datasets.torch_data import ManifestDataset
+    from defectkit.finetune.image_common import build_optimizer, build_scheduler
+    from defectkit.finetune.image_data import EpochSampler, make_loader
+    from defectkit.finetune.image_dist import wrap_ddp
+    from defectkit.finetune.image_engine import FitSetup
+    from defectkit.finetune.image_losses import ReconstructionLoss
+
+    model = ConvAutoEncoder(config.width, config.latent).to(device)
+    train_ds, augment = _train_good_dataset(config, manifest)
+    sampler = EpochSampler(len(train_ds), seed=config.seed, rank=dinfo.rank, world=dinfo.world)
+    val_ds = ManifestDataset(manifest, "val", image_size=config.image_size)
+    optimizer = build_optimizer(model.parameters(), config)
+
+    def before_epoch(epoch: int) -> None:
+        sampler.set_epoch(epoch)
+        if augment is not None:
+            augment.set_epoch(epoch)
+
+    setup = FitSetup(
+        model=wrap_ddp(model, dinfo, device),
+        criterion=ReconstructionLoss(config.loss),
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, config),
+        train_loader=make_loader(
+            train_ds, config.batch_size, sampler=sampler, workers=config.workers, train=True
+        ),
+        val_loader=make_loader(val_ds, config.batch_size),
+        device=device,
+        epochs=config.epochs,
+        run_dir=Path(config.output),
+        score_fn=make_score_fn(config.loss, config.smooth_sigma, config.reduction),
+        threshold_fn=make_threshold_fn(config.good_percentile),
+        select=config.select,
+        patience=config.patience,
+        target_key="image",
+        before_epoch=before_epoch,
+        dist=dinfo,
+        meta=_meta(config, manifest),
+    )
+    return setup, model
+
+
+def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Path:
+    """Train per ``config`` on train-good images; with ``resume`` continue ``config.output/last.pt``."""
+    from defectkit.finetune.image_common import open_run, resume_state, run_log
+    from defectkit.finetune.image_data import load_manifest
+    from defectkit.finetune.image_dist import barrier, distributed
+    from defectkit.finetune.image_engine import fit
+
+    run_dir = Path(config.output)
+    manifest = load_manifest(config.split)
+    if not manifest.subset("train"):
+        raise InputError(f"{config.split}: the train split is empty (nothing to train on)")
+    if not any(e.label == 0 for e in manifest.subset("val")):
+        raise InputError(
+            f"{config.split}: the val split has no good image; the AutoEncoder needs one to "
+            "choose its threshold (make the split with --val-fraction > 0)"
+        )
+    ckpt = open_run(run_dir, KIND, config.epochs, resume)
+    with distributed(resolve_device(config.device)) as (dinfo, device):
+        seed_everything(config.seed)
+        if dinfo.rank == 0:
+            prepare_run_dir(run_dir, config)
+        barrier()
+        setup, model = _fit_setup(config, manifest, dinfo, device)
+        state = resume_state(setup, model, ckpt)
+        with run_log(run_dir, dinfo.rank == 0):
+            fit(setup, state)
+        barrier()
+    return run_dir
+
+
+def load_autoencoder(weights: str | Path) -> tuple[ConvAutoEncoder, dict[str, Any]]:
+    """Rebuild a trained AutoEncoder from a defectkit checkpoint: (model in eval mode, checkpoint)."""
+    from defectkit.finetune.image_common import load_image_checkpoint
+
+    ckpt = load_image_checkpoint(weights, KIND)
+    spec = ckpt["model_spec"]
+    model = ConvAutoEncoder(spec["width"], spec["latent"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def predict_autoencoder(config: ImagePredictConfig) -> Path:
+    """Write image_scores.csv, prediction_meta.json and (``save_maps``) anomaly_maps/<name>.npy
+    (float32 HxW at each image's original size, bilinear from the model's resolution)."""
+    import torch.nn.functional as F
+
+    from defectkit.finetune.image_data import load_manifest
+    from defectkit.finetune.image_predict import score_splits, write_anomaly_map, write_predictions
+
+    model, ckpt = load_autoencoder(config.weights)
+    spec = ckpt["model_spec"]
+    split_path = config.split or ckpt["config"]["split"]
+    manifest = load_manifest(split_path)
+    device = resolve_device(config.device)
+    model.to(device)
+
+    def save_maps(entries, recon, image) -> None:
+        maps = anomaly_maps(recon, image, loss=spec["loss"], sigma=spec["smooth_sigma"])
+        for e, m in zip(entries, maps, strict=True):
+            full = F.interpolate(
+                m[None, None], size=(e.height, e.width), mode="bilinear", align_corners=False
+            )
+            write_anomaly_map(config.output, e.name, full[0, 0].cpu().numpy())
+
+    entries, scores = score_splits(
+        model,
+        manifest,
+        config.splits,
+        image_size=spec["image_size"],
+        normalize=False,
+        device=device,
+        batch_size=config.batch_size,
+        score_fn=make_score_fn(spec["loss"], spec["smooth_sigma"], spec["reduction"]),
+        on_batch=save_maps if config.save_maps else None,
+    )
+    threshold = float(ckpt["threshold"])
+    meta = {
+        "model": "AutoEncoder" + ("" if spec["loss"] == "l2" else f" ({spec['loss']})"),
+        "kind": KIND,
+        "weights": str(Path(config.weights).resolve()),
+        "splits": list(config.splits),
+        "config": {
+            **config_to_dict(config),
+            "split": str(split_path),
+            "threshold": threshold,
+            "threshold_method": ckpt["threshold_method"],
+            "epoch": ckpt["epoch"],
+            "score": f"{spec['reduction']} of the smoothed reconstruction-error map",
+            "model_spec": spec,
+            "train_config": ckpt["config"],
+        },
+    }
+    return write_predictions(config.output, entries, scores, threshold, meta)

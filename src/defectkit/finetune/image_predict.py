@@ -1,0 +1,96 @@
+"""Writing the shared prediction-folder contract for image-level models:
+``image_scores.csv`` (image,split,defect_type,label,score,pred), ``prediction_meta.json`` and,
+for the AutoEncoder, ``anomaly_maps/<name>.npy`` (float32 HxW at the image's original size).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from defectkit.datasets.split import SplitEntry
+from defectkit.fileio import atomic_open, atomic_write_json, atomic_write_text, ensure_dir
+
+SCORE_COLUMNS = ("image", "split", "defect_type", "label", "score", "pred")
+
+
+def format_scores_csv(entries: Sequence[SplitEntry], scores: Sequence[float], threshold: float) -> str:
+    """CSV text, one row per entry sorted by name; pred = 1 when score >= threshold."""
+    if len(entries) != len(scores):
+        raise ValueError(f"{len(entries)} entries but {len(scores)} scores")
+    rows = sorted(zip(entries, scores, strict=True), key=lambda r: r[0].name)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SCORE_COLUMNS)
+    for e, s in rows:
+        if not np.isfinite(s):
+            raise ValueError(f"{e.name}: score is {s}")
+        w.writerow([e.name, e.split, e.defect_type, e.label, f"{float(s):.8g}", int(s >= threshold)])
+    return buf.getvalue()
+
+
+def write_predictions(
+    out_dir: str | os.PathLike,
+    entries: Sequence[SplitEntry],
+    scores: Sequence[float],
+    threshold: float,
+    meta: dict[str, Any],
+) -> Path:
+    """Write ``image_scores.csv`` and ``prediction_meta.json`` into ``out_dir`` (atomically)."""
+    out = ensure_dir(out_dir)
+    atomic_write_text(out / "image_scores.csv", format_scores_csv(entries, scores, threshold))
+    atomic_write_json(out / "prediction_meta.json", meta)
+    return out
+
+
+def write_anomaly_map(out_dir: str | os.PathLike, name: str, amap: np.ndarray) -> Path:
+    """``out_dir/anomaly_maps/<name>.npy``: float32 HxW (atomic)."""
+    p = ensure_dir(Path(out_dir) / "anomaly_maps") / f"{name}.npy"
+    with atomic_open(p, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(amap, dtype=np.float32))
+    return p
+
+
+def score_splits(
+    model,
+    manifest,
+    splits: Sequence[str],
+    *,
+    image_size: int,
+    normalize: bool,
+    device,
+    batch_size: int,
+    score_fn,
+    on_batch=None,
+) -> tuple[list[SplitEntry], list[float]]:
+    """Image scores of every entry of ``splits`` (eval mode, no augmentation), in manifest order.
+
+    ``score_fn(outputs, inputs) -> N`` tensor; ``on_batch(entries, outputs, inputs)`` is called per
+    batch (the AutoEncoder writes its anomaly maps there).
+    """
+    import torch
+
+    from defectkit.datasets.torch_data import ManifestDataset
+    from defectkit.finetune.image_data import make_loader
+
+    model.eval()
+    entries: list[SplitEntry] = []
+    scores: list[float] = []
+    for split in splits:
+        ds = ManifestDataset(manifest, split, image_size=image_size, normalize=normalize, cache=False)
+        with torch.no_grad():
+            for batch in make_loader(ds, batch_size):
+                x = batch["image"].to(device)
+                out = model(x)
+                batch_entries = [ds.entries[int(i)] for i in batch["index"]]
+                if on_batch is not None:
+                    on_batch(batch_entries, out, x)
+                entries += batch_entries
+                scores += score_fn(out, x).float().cpu().tolist()
+    return entries, scores

@@ -32,17 +32,17 @@ def demo_pipeline(config: DemoConfig) -> PipelineConfig:
         yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 8, "imgsz": 128, "batch": 16, "workers": 0,
                 "device": "cpu", "seed": s}
         sam = {"model_type": "tiny", "epochs": 6, "batch_size": 8, "lr": 1e-3, "device": "cpu", "seed": s}
-        clf = {"arch": "resnet18", "weights": "none", "epochs": 6, "image_size": 64, "batch_size": 16,
-               "loss": "weighted-ce", "dropout": 0.2, "weight_decay": 1e-4, "device": "cpu", "seed": s}
-        ae = {"epochs": 10, "image_size": 64, "device": "cpu", "seed": s}
+        clf = {"arch": "resnet18", "weights": "none", "epochs": 8, "image_size": 64, "loss": "weighted-ce",
+               "weight_decay": 1e-4, "device": "cpu", "seed": s}
+        ae = {"epochs": 8, "image_size": 128, "device": "cpu", "seed": s}
     else:
         synth = {"n_train": 60, "n_test_good": 20, "n_test_per_defect": 20, "size": 256, "seed": s}
         yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 40, "imgsz": 256, "batch": 16, "workers": 0,
                 "device": "cpu", "seed": s}
         sam = {"model_type": "tiny", "epochs": 20, "batch_size": 8, "lr": 1e-3, "device": "cpu", "seed": s}
-        clf = {"arch": "resnet18", "weights": "none", "epochs": 15, "image_size": 128, "batch_size": 16,
-               "loss": "weighted-ce", "dropout": 0.2, "weight_decay": 1e-4, "device": "cpu", "seed": s}
-        ae = {"epochs": 30, "image_size": 128, "device": "cpu", "seed": s}
+        clf = {"arch": "resnet18", "weights": "none", "epochs": 40, "image_size": 64, "loss": "weighted-ce",
+               "weight_decay": 1e-4, "device": "cpu", "seed": s}
+        ae = {"epochs": 10, "image_size": 128, "device": "cpu", "seed": s}
     return PipelineConfig(
         output=str(config.output),
         synth=synth,

@@ -11,6 +11,7 @@ import torch
 from sam_helpers import convert_coco, one_torch_thread  # noqa: F401 (autouse fixture)
 
 from defectkit.datasets.split import load_split
+from defectkit.finetune.sam_model import build_sam_model
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,24 @@ def test_finetune_sam_cli_writes_run_folder(run_cli, labels, tmp_path):
         run,
     )
     assert code == 0, err
+
+
+def test_finetune_sam_cli_train_all_demo_flags(run_cli, labels, tmp_path):
+    # the demo's flags (docs/guide/sam.md): whole model trained, flips/transposes on, no cache written
+    run = tmp_path / "runs" / "sam_all"
+    argv = ["--train", "all", "--epochs", "2", "--batch-size", "1", "--lr", "1e-3", "-o", run]
+    code, out, err = run_cli("finetune", "sam", "--coco", labels / "coco" / "train.json", *argv)
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["train"] == "all" and config["augment"] == "auto"
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert not (tmp_path / "runs" / ".sam_cache").exists()
+    torch.manual_seed(config["seed"])  # the init train_sam starts from
+    before = {k: v for k, v in build_sam_model("tiny").state_dict().items() if k.startswith("image_encoder")}
+    after = torch.load(run / "last.pt")
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the encoder learned
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ from sam_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_json
 from defectkit.finetune.sam_data import (
+    SamSample,
     ann_to_mask,
+    dihedral,
     input_shape,
     jitter_boxes,
     load_coco_samples,
@@ -17,6 +19,7 @@ from defectkit.finetune.sam_data import (
     masks_to_lowres,
     preprocess_image,
     sample_points,
+    transform_sample,
 )
 
 
@@ -137,3 +140,36 @@ def test_load_coco_samples_keeps_annotated_images_and_names_missing_images(tmp_p
         load_coco_samples(path)
     with pytest.raises(InputError, match="nothere.json"):
         load_coco_samples(tmp_path / "nothere.json")
+
+
+def test_dihedral_transforms_are_the_eight_distinct_flips_and_transposes():
+    a = np.arange(12).reshape(3, 4)
+    outs = [dihedral(a, k) for k in range(8)]
+    assert np.array_equal(outs[0], a)
+    assert np.array_equal(outs[1], a[:, ::-1]) and np.array_equal(outs[2], a[::-1])
+    assert np.array_equal(outs[4], a.T) and outs[4].shape == (4, 3)
+    assert len({o.tobytes() + bytes(o.shape) for o in outs}) == 8
+    img = np.random.default_rng(0).integers(0, 255, (3, 4, 3), dtype=np.uint8)  # HWC: channels stay last
+    assert dihedral(img, 5).shape == (4, 3, 3) and np.array_equal(
+        dihedral(img, 5)[..., 1], dihedral(img[..., 1], 5)
+    )
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_transform_sample_moves_masks_and_boxes_with_the_image(k):
+    h, w = 40, 60
+    masks = np.stack([_block(h, w), _block(h, w, 25, 38, 40, 59)])
+    image = np.zeros((h, w, 3), np.uint8)
+    image[masks[0]] = 200  # the pixels of instance 0 are marked in the image
+    s = SamSample(
+        7, "x", "img.png", w, h, "d", np.stack([mask_to_box(m) for m in masks]), masks, np.array([1, 2])
+    )
+    t = transform_sample(s, k)
+    moved = dihedral(image, k)
+    assert (t.height, t.width) == moved.shape[:2] == t.masks.shape[1:]
+    assert np.array_equal(moved[..., 0] == 200, t.masks[0])  # image and mask moved alike
+    assert all(np.array_equal(b, mask_to_box(m)) for b, m in zip(t.boxes, t.masks, strict=True))
+    assert t.aug == k and t.masks.sum() == masks.sum() and s.aug == 0
+    if k:
+        with pytest.raises(ValueError, match="already transformed"):
+            transform_sample(t, 1)

@@ -125,9 +125,47 @@ def test_multimask_and_points_prompts_train(coco, tmp_path):
     assert summary["train_mode"] == "decoder"
 
 
+def test_flip_augmentation_with_frozen_encoder_caches_each_variant_once(coco, tmp_path, encoder_calls):
+    from defectkit.datasets.io import read_image
+    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam_data import dihedral, preprocess_image, transform_sample
+
+    train = load_coco_samples(coco["train"])
+    cfg = _cfg(coco, tmp_path, epochs=3, augment="flips", val_coco=None)
+    assert cfg.augment_variants == 4 and _cfg(coco, tmp_path).augment_variants == 1
+    assert _cfg(coco, tmp_path, train="all").augment_variants == 8  # auto: free when the encoder trains
+    summary = train_sam(cfg)
+    files = list((tmp_path / "cache").rglob("*.npy"))
+    # 3 epochs x len(train) draws of 4 variants: each (image, variant) pair is encoded exactly once
+    assert encoder_calls["n"] == summary["encoder_calls"] == len(files)
+    assert len(train) < len(files) <= 4 * len(train)
+    assert summary["cache_hits"] == 3 * len(train) - len(files)
+    # a cached flipped embedding is the encoder's output on the flipped image
+    torch.manual_seed(cfg.seed)
+    sam = build_sam_model("tiny")
+    cache = EmbeddingCache(
+        tmp_path / "cache", model_type="tiny", encoder_hash=encoder_fingerprint(sam), image_size=256
+    )
+    hits = [k for k in range(4) if cache.load(cache.key(train[0].path, k)) is not None]
+    k = hits[-1]
+    with torch.no_grad():
+        x, _ = preprocess_image(dihedral(read_image(train[0].path), k), 256)
+        expected = sam.image_encoder(x)[0]
+    embed = make_embedder(sam, "decoder", cache, torch.device("cpu"))
+    got = embed(transform_sample(train[0], k), train=True)[0]
+    assert torch.allclose(got, expected, atol=2e-2 * float(expected.abs().max()))
+
+
 @pytest.mark.parametrize(
     "field,value",
-    [("epochs", 0), ("box_jitter", 1.5), ("train", "encoder"), ("prompt", "points"), ("lr", 0.0)],
+    [
+        ("epochs", 0),
+        ("box_jitter", 1.5),
+        ("train", "encoder"),
+        ("prompt", "points"),
+        ("lr", 0.0),
+        ("augment", "rotate"),
+    ],
 )
 def test_config_rejects_bad_values(field, value, tmp_path):
     with pytest.raises(ValueError, match=field):

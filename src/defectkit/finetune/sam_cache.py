@@ -1,7 +1,8 @@
 """On-disk cache of SAM image embeddings (fp16, memory-mapped), so a frozen image encoder runs
 once per image across epochs and runs.
 
-Key = sha256 of (image file content hash, encoder weights hash, model type, input size). The
+Key = sha256 of (image file content hash, encoder weights hash, model type, input size[, flip
+variant for augmented copies: see ``sam_data.dihedral``]). The
 encoder hash is taken over the image encoder's own tensors, so it stands in for "checkpoint hash"
 and for "random-init:<seed>" alike, and a decoder-only fine-tune (same encoder) reuses the cache.
 Each entry is one ``<key[:2]>/<key>.npy`` file of shape CxHxW float16 (256x64x64 = 2 MiB for
@@ -52,11 +53,14 @@ class EmbeddingCache:
         self.misses = 0
         self._image_hashes: dict[Path, str] = {}
 
-    def key(self, image_path: str | os.PathLike) -> str:
+    def key(self, image_path: str | os.PathLike, variant: int = 0) -> str:
+        """Cache key of an image file; ``variant`` != 0 names a transformed copy (e.g. a flip)."""
         p = Path(image_path)
         if p not in self._image_hashes:
             self._image_hashes[p] = sha256_file(p)
         text = f"{self._image_hashes[p]}|{self.encoder_hash}|{self.model_type}|{self.image_size}"
+        if variant:
+            text += f"|aug{variant}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def path(self, key: str) -> Path:
@@ -80,11 +84,12 @@ class EmbeddingCache:
             np.save(fh, np.ascontiguousarray(embedding, dtype=np.float16))
         return p
 
-    def get_or_encode(self, image_path: str | os.PathLike, encode_fn):
-        """Cached embedding for the image, running ``encode_fn()`` (-> CxHxW tensor) only on a miss."""
+    def get_or_encode(self, image_path: str | os.PathLike, encode_fn, variant: int = 0):
+        """Cached embedding for the image (``variant``: which transformed copy), running
+        ``encode_fn()`` (-> CxHxW tensor) only on a miss."""
         import torch
 
-        key = self.key(image_path)
+        key = self.key(image_path, variant)
         arr = self.load(key)
         if arr is None:
             self.misses += 1

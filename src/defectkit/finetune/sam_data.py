@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,39 @@ class SamSample:
     boxes: np.ndarray
     masks: np.ndarray = field(repr=False)
     category_ids: np.ndarray = field(repr=False)
+    aug: int = 0  # dihedral transform of the image file (see :func:`dihedral`); 0 = as stored
+
+
+#: number of dihedral variants per augmentation name (variant k < n is drawn per step)
+AUGMENTATIONS = {"none": 1, "hflip": 2, "flips": 4, "dihedral": 8}
+
+
+def dihedral(array: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an HxW[xC] array: bit 2 of ``k`` transposes (swaps H and W)
+    first, then bit 0 flips left-right and bit 1 flips top-bottom. ``k`` = 0 returns the array."""
+    if k & 4:
+        array = np.swapaxes(array, 0, 1)
+    if k & 1:
+        array = array[:, ::-1]
+    if k & 2:
+        array = array[::-1]
+    return np.ascontiguousarray(array)
+
+
+def transform_sample(sample: SamSample, k: int) -> SamSample:
+    """``sample`` seen through dihedral transform ``k`` (masks moved, boxes recomputed as their tight
+    boxes, width/height swapped by a transpose); the image is transformed when it is read
+    (``aug`` field). Only for samples as loaded (``aug`` 0)."""
+    if k == 0:
+        return sample
+    if sample.aug:
+        raise ValueError("transform_sample: sample is already transformed")
+    masks = np.stack([dihedral(m, k) for m in sample.masks]) if len(sample.masks) else sample.masks
+    h, w = (sample.width, sample.height) if k & 4 else (sample.height, sample.width)
+    if not len(sample.masks):
+        masks = np.zeros((0, h, w), bool)
+    boxes = np.stack([mask_to_box(m) for m in masks]) if len(masks) else sample.boxes
+    return replace(sample, width=w, height=h, boxes=boxes, masks=masks, aug=k)
 
 
 def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray:

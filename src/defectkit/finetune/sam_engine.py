@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defectkit.finetune.sam_data import SamSample, input_shape, jitter_boxes, masks_to_lowres, sample_points
+from defectkit.finetune.sam_data import (
+    SamSample,
+    input_shape,
+    jitter_boxes,
+    masks_to_lowres,
+    sample_points,
+    transform_sample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +144,17 @@ def lowres_targets(samples: Sequence[SamSample], image_size: int, lowres: int) -
     return [torch.from_numpy(masks_to_lowres(s.masks, image_size, lowres)) for s in samples]
 
 
+def _augmented(sample: SamSample, target, augment: int, rng: np.random.Generator, image_size: int):
+    """(sample, low-res target) under a random dihedral transform < ``augment`` (none when 1)."""
+    import torch
+
+    k = int(rng.integers(augment)) if augment > 1 else 0
+    if k == 0:
+        return sample, target
+    moved = transform_sample(sample, k)
+    return moved, torch.from_numpy(masks_to_lowres(moved.masks, image_size, target.shape[-1]))
+
+
 def train_one_epoch(
     sam,
     optimizer,
@@ -154,10 +172,14 @@ def train_one_epoch(
     scaler=None,
     image_size: int = 1024,
     progress_desc: str = "train",
+    augment: int = 1,
 ) -> dict[str, float]:
     """One pass over ``samples`` in a random order, ``batch_size`` images per optimiser step.
 
     ``embed(sample, train=True)`` gives the 1xCxhxw embedding; ``scheduler`` steps once per batch.
+    ``augment`` > 1: each image is seen through a random one of the first ``augment`` dihedral
+    transforms (2: left-right flip, 4: both flips, 8: flips and transposes; see
+    :func:`~defectkit.finetune.sam_data.dihedral`), its masks and boxes moved with it.
     Returns the mean loss and mean focal / dice / iou_mse / true_iou over the epoch's images.
     """
     import torch
@@ -172,9 +194,10 @@ def train_one_epoch(
     for batch in progress(batches, desc=progress_desc, total=len(batches)):
         optimizer.zero_grad(set_to_none=True)
         for i in batch:
+            sample, target = _augmented(samples[i], targets[i], augment, rng, image_size)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                emb = embed(samples[i], train=True)
-                loss, parts = sample_loss(sam, emb, samples[i], targets[i], prompts, rng, image_size)
+                emb = embed(sample, train=True)
+                loss, parts = sample_loss(sam, emb, sample, target, prompts, rng, image_size)
             loss = loss / len(batch)
             (scaler.scale(loss) if use_amp else loss).backward()
             for k, v in {"loss": float(loss.detach()) * len(batch), **parts}.items():

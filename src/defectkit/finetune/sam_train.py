@@ -34,9 +34,14 @@ class SamTrainConfig:
 
     ``train``: which parts learn - ``decoder`` (mask decoder), ``decoder+prompt`` (plus the prompt
     encoder) or ``all`` (plus the image encoder; bypasses the embedding cache). Without a checkpoint
-    every part starts from a seeded random init; a frozen random encoder is then a fixed
-    random-feature extractor, which is what the ``tiny`` demo trains on (with the encoder in the
-    loop a step costs ~100x more on a CPU).
+    every part starts from a seeded random init. A frozen random encoder is a fixed random-feature
+    extractor (cheap, but ``tiny`` then reaches only ~0.4 test IoU); the ``tiny`` demo trains
+    ``all`` (its encoder costs ~0.06 s CPU per image step; a ``vit_b`` encoder step is ~100x a
+    decoder step, so keep it frozen and cached there).
+    ``augment``: dihedral flips/transposes of each training image with its masks and boxes -
+    ``none``, ``hflip`` (2 variants), ``flips`` (4) or ``dihedral`` (8); ``auto`` = ``dihedral``
+    with ``train="all"`` (free: no cache) and ``none`` with a frozen encoder (each variant would be
+    encoded and cached once, up to 8x the encoder calls).
     ``cache_dir`` None = ``<parent of output>/.sam_cache`` (shared by the runs next to this one).
     """
 
@@ -62,8 +67,10 @@ class SamTrainConfig:
     cache_dir: str | None = None
     dataset: str | None = None
     resume: bool = False
+    augment: str = "auto"
 
     def __post_init__(self) -> None:
+        from defectkit.finetune.sam_data import AUGMENTATIONS
         from defectkit.finetune.sam_model import MODEL_TYPES
 
         checks = [
@@ -78,10 +85,25 @@ class SamTrainConfig:
             (self.max_instances >= 1, "max_instances", "must be >= 1"),
             (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
             (self.grad_clip >= 0, "grad_clip", "must be >= 0"),
+            (
+                self.augment in ("auto", *AUGMENTATIONS),
+                "augment",
+                f"expected auto or one of {tuple(AUGMENTATIONS)}",
+            ),
         ]
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r}: {why}")
+
+    @property
+    def augment_variants(self) -> int:
+        """Dihedral variants drawn from per training image: ``auto`` = all 8 when the image encoder
+        trains (no cache, so they are free), none with a frozen (cached) encoder."""
+        from defectkit.finetune.sam_data import AUGMENTATIONS
+
+        if self.augment == "auto":
+            return AUGMENTATIONS["dihedral" if self.train == "all" else "none"]
+        return AUGMENTATIONS[self.augment]
 
     @property
     def resolved_cache_dir(self) -> Path:
@@ -110,12 +132,12 @@ def make_embedder(sam, mode: str, cache, device):
     import torch
 
     from defectkit.datasets.io import read_image
-    from defectkit.finetune.sam_data import preprocess_image
+    from defectkit.finetune.sam_data import dihedral, preprocess_image
 
     size = sam.image_encoder.img_size
 
     def encode(sample):
-        x, _ = preprocess_image(read_image(sample.path), size)
+        x, _ = preprocess_image(dihedral(read_image(sample.path), sample.aug), size)
         return sam.image_encoder(x.to(device))
 
     def embed(sample, train: bool):
@@ -131,7 +153,7 @@ def make_embedder(sam, mode: str, cache, device):
             with torch.no_grad():
                 return encode(sample)[0]
 
-        return cache.get_or_encode(sample.path, run).unsqueeze(0).to(device)
+        return cache.get_or_encode(sample.path, run, variant=sample.aug).unsqueeze(0).to(device)
 
     return embed
 
@@ -303,6 +325,7 @@ def train_sam(cfg: SamTrainConfig) -> dict:
             scaler=run.scaler,
             image_size=size,
             progress_desc=f"sam epoch {epoch}",
+            augment=cfg.augment_variants,
         )
         sam.eval()
         metrics = eng.evaluate(sam, val, embed, multimask=cfg.multimask) if val else {}

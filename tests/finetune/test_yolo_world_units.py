@@ -142,3 +142,54 @@ def test_global_image_ids_follow_manifest_and_reject_foreign_coco(tiny_split, tm
     (tmp_path / "coco" / "test.json").write_text(json.dumps({"images": [{"id": 999, "name": entry.name}]}))
     with pytest.raises(InputError, match="another split.json"):
         global_image_ids(manifest, tmp_path, ["test"])
+
+
+def _bare_world_trainer(nc: int = 3):
+    """A TextFileWorldTrainer with just what ``get_model`` reads (no dataset, no training setup)."""
+    import torch
+
+    from defectkit.finetune.yolo_world_env import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics.utils import callbacks as ul_callbacks
+
+    from defectkit.finetune.yolo_world_trainer import TextFileWorldTrainer
+
+    names = tuple(f"class {i}" for i in range(nc))
+    trainer = TextFileWorldTrainer.__new__(TextFileWorldTrainer)
+    trainer.data = {"channels": 3, "nc": nc, "names": dict(enumerate(names))}
+    trainer.callbacks = ul_callbacks.get_default_callbacks()
+    trainer.text_bank = TextEmbeddings(names, torch.nn.functional.normalize(torch.randn(nc, 512), dim=1))
+    trainer.text_bank_source = "test"
+    return trainer
+
+
+def _contrastive_biases(model) -> list[float]:
+    head = model.model[-1]
+    return [c.bias.item() for c in head.cv4]
+
+
+def test_from_scratch_world_model_gets_the_class_prior_bias():
+    import math
+
+    from defectkit.finetune.yolo_world_trainer import contrastive_prior_bias
+
+    model = _bare_world_trainer(nc=3).get_model("yolov8n-worldv2.yaml", weights=None, verbose=False)
+    strides = [float(s) for s in model.model[-1].stride]
+    assert strides == [8.0, 16.0, 32.0]
+    expected = [math.log(5 / 3 / (640 / s) ** 2) for s in strides]  # YOLOE's prior: -8.25, -6.86, -5.48
+    assert _contrastive_biases(model) == pytest.approx(expected)
+    assert [contrastive_prior_bias(3, s) for s in strides] == pytest.approx(expected)
+    assert all(b > -9.0 for b in _contrastive_biases(model))  # ultralytics' own init is -10
+
+
+def test_world_model_from_weights_keeps_its_contrastive_bias():
+    import torch
+
+    trainer = _bare_world_trainer(nc=3)
+    pretrained = trainer.get_model("yolov8n-worldv2.yaml", weights=None, verbose=False)
+    with torch.no_grad():
+        for level, c in enumerate(pretrained.model[-1].cv4):
+            c.bias.fill_(-10.0 + level)  # what a pretrained checkpoint carries, kept as is
+    model = trainer.get_model("yolov8n-worldv2.yaml", weights=pretrained, verbose=False)
+    assert _contrastive_biases(model) == pytest.approx([-10.0, -9.0, -8.0])

@@ -6,8 +6,11 @@ subclasses ultralytics classes at import time); :mod:`defectkit.finetune.yolo_wo
 * :class:`TextFileWorldTrainer` (a ``WorldTrainer``): the training batches, the EMA ``set_classes``
   step and validation all use the :class:`TextEmbeddings` given to it, so CLIP is never built. The
   EMA model (saved as ``best.pt``/``last.pt``) keeps ``txt_feats`` [1, nc, 512] and ``names``, so
-  ``YOLOWorld("best.pt").predict(...)`` works with no CLIP and no embeddings file.
-* :class:`OfflineDetectionTrainer`: the closed-set YOLO baseline with the same offline guards.
+  ``YOLOWorld("best.pt").predict(...)`` works with no CLIP and no embeddings file. A model built
+  from a ``.yaml`` config (from scratch) starts with a class-prior bias in its contrastive heads,
+  as YOLOE does (:func:`init_contrastive_prior`); pretrained checkpoints are untouched.
+* :class:`OfflineDetectionTrainer`: the closed-set YOLO baseline with the same offline guards
+  (its ``Detect`` head already gets a class prior from ultralytics' ``bias_init``).
 
 Both drop ultralytics' integration callbacks (analytics events, Platform upload, W&B, ...) and run
 with two scoped guards (see :func:`offline_guards`). The embeddings travel inside the callbacks dict
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +112,40 @@ def offline_guards() -> Iterator[None]:
         yield
     finally:
         ul_data_utils.check_font, ul_trainer.check_amp = saved
+
+
+def contrastive_prior_bias(nc: int, stride: float) -> float:
+    """YOLOE's class prior for a contrastive head: ``log(5 / nc / (640 / stride) ** 2)``.
+
+    The logit whose sigmoid is the expected share of anchors holding one of ``nc`` classes at a
+    level of ``stride`` pixels (~5 objects per 640 px image); e.g. nc=3, stride 8 -> -8.25.
+    """
+    return math.log(5 / max(int(nc), 1) / (640 / float(stride)) ** 2)
+
+
+def init_contrastive_prior(model: torch.nn.Module) -> list[float]:
+    """Set every YOLO-World contrastive head's bias to :func:`contrastive_prior_bias`, in place.
+
+    For models built from scratch only: ``BNContrastiveHead`` starts at bias -10 (logit_scale -1),
+    a value chosen for fine-tuning pretrained weights; from scratch, ultralytics' AdamW (lr ~0.001)
+    barely moves it and every score stays ~1e-4, so nothing is learned. ``WorldDetect.bias_init``
+    leaves it alone; ``YOLOEDetect.bias_init`` sets it with this formula. Returns the new biases
+    (one per head level; empty when the model has no contrastive head).
+    """
+    out: list[float] = []
+    for head in model.modules():
+        cv4 = getattr(head, "cv4", None)
+        stride = getattr(head, "stride", None)
+        if type(head).__name__ != "WorldDetect" or cv4 is None or stride is None:
+            continue
+        for level, contrastive in zip(range(len(cv4)), cv4, strict=True):
+            bias = getattr(contrastive, "bias", None)
+            if isinstance(bias, torch.nn.Parameter):
+                value = contrastive_prior_bias(head.nc, float(stride[level]))
+                with torch.no_grad():
+                    bias.fill_(value)
+                out.append(value)
+    return out
 
 
 class TextBankCallback:
@@ -210,7 +248,15 @@ class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
         self._finish_init()
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        """The ``WorldModel``; built from a config (``weights`` None: training from scratch), its
+        contrastive heads start with a class-prior bias (:func:`init_contrastive_prior`), as YOLOE
+        does. With ``weights`` (a ``.pt``, or resuming) every loaded parameter stays untouched."""
         model = super().get_model(cfg, weights, verbose)
+        if not weights:
+            log.info(
+                "from-scratch YOLO-World: contrastive head bias set to the class prior %s",
+                init_contrastive_prior(model),
+            )
         events = self.callbacks["on_pretrain_routine_end"]
         self.callbacks["on_pretrain_routine_end"] = [cb for cb in events if cb is not _ul_set_ema_classes]
         if set_ema_classes_from_bank not in self.callbacks["on_pretrain_routine_end"]:

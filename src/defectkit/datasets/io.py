@@ -37,6 +37,8 @@ def _open_decoded(path: Path, what: str):
         raise InputError(f"{path}: {what} not found") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: cannot decode {what} ({exc})") from exc
+    except Exception as exc:  # a Pillow plugin registered by another library failed on these bytes
+        raise InputError(f"{path}: cannot decode {what} ({type(exc).__name__}: {exc})") from exc
 
 
 def image_info(path: str | os.PathLike) -> tuple[int, int, int]:

@@ -42,7 +42,7 @@ def demo_pipeline(config: DemoConfig) -> PipelineConfig:
                 "device": "cpu", "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 60, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
-        clf = {"arch": "resnet18", "weights": "none", "epochs": 40, "image_size": 64, "loss": "weighted-ce",
+        clf = {"arch": "resnet18", "weights": "none", "epochs": 30, "image_size": 64, "loss": "weighted-ce",
                "weight_decay": 1e-4, "device": "cpu", "seed": s}
         ae = {"epochs": 10, "image_size": 128, "device": "cpu", "seed": s}
     return PipelineConfig(

@@ -29,7 +29,7 @@ def demo_pipeline(config: DemoConfig) -> PipelineConfig:
     s = config.seed
     if config.fast:
         synth = {"n_train": 30, "n_test_good": 10, "n_test_per_defect": 10, "size": 128, "seed": s}
-        yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 8, "imgsz": 128, "batch": 16, "workers": 0,
+        yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 2, "imgsz": 128, "batch": 16, "workers": 0,
                 "device": "cpu", "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 25, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
@@ -38,11 +38,11 @@ def demo_pipeline(config: DemoConfig) -> PipelineConfig:
         ae = {"epochs": 8, "image_size": 128, "device": "cpu", "seed": s}
     else:
         synth = {"n_train": 60, "n_test_good": 20, "n_test_per_defect": 20, "size": 256, "seed": s}
-        yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 40, "imgsz": 256, "batch": 16, "workers": 0,
+        yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 20, "imgsz": 256, "batch": 16, "workers": 0,
                 "device": "cpu", "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 60, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
-        clf = {"arch": "resnet18", "weights": "none", "epochs": 30, "image_size": 64, "loss": "weighted-ce",
+        clf = {"arch": "resnet18", "weights": "none", "epochs": 40, "image_size": 64, "loss": "weighted-ce",
                "weight_decay": 1e-4, "device": "cpu", "seed": s}
         ae = {"epochs": 10, "image_size": 128, "device": "cpu", "seed": s}
     return PipelineConfig(

@@ -324,6 +324,7 @@ def evaluate_model(pred: PredictionSet, ctx: EvalContext) -> tuple[dict, list[di
         "weights": pred.meta.get("weights"),
         "prediction_folder": str(pred.folder),
         "model_config": pred.meta.get("config", {}),
+        "note": pred.meta.get("note"),
         "score_source": source,
         "threshold": thr,
         "image": image,

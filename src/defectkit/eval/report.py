@@ -57,6 +57,8 @@ def notes_text(m: dict) -> str:
     notes = [f"thr {fmt(thr['value'])} ({thr['rule']}{' on val' if thr['chosen_on'] == 'val' else ''})"]
     if thr.get("note"):
         notes.append(thr["note"])
+    if m.get("note"):  # from prediction_meta.json, e.g. how the text embeddings were made
+        notes.append(m["note"])
     if m["score_source"] != "image_scores.csv":
         notes.append("image score = max box score")
     if m.get("mask_coco"):

@@ -122,9 +122,20 @@ def yolo_world_predict(cfg: PipelineConfig) -> None:
 
     run = cfg.run_dir("yolo_world")
     section = dict(cfg.yolo_world or {})
-    predict_yolo(YoloPredictConfig(weights=run / "weights" / "best.pt", split=cfg.split_path, labels=cfg.labels,
-                                   output=run / "predictions", imgsz=section.get("imgsz"),
-                                   device=section.get("device")))
+    out = predict_yolo(YoloPredictConfig(weights=run / "weights" / "best.pt", split=cfg.split_path,
+                                         labels=cfg.labels, output=run / "predictions", imgsz=section.get("imgsz"),
+                                         device=section.get("device")))
+    if _is_world(section) and not cfg.text_embeddings.get("clip_weights"):
+        _add_note(Path(out) / "prediction_meta.json", "text embeddings: seeded random vectors, not CLIP")
+
+
+def _add_note(meta_path: Path, note: str) -> None:
+    """Record a caveat in prediction_meta.json; the report shows it in the model's notes."""
+    from defectkit.fileio import read_json
+
+    meta = read_json(meta_path, "prediction meta")
+    meta["note"] = note
+    atomic_write_json(meta_path, meta)
 
 
 def sam_train(cfg: PipelineConfig) -> None:

@@ -143,7 +143,7 @@ def test_unwritable_output_and_wrong_dataset(tiny_dataset, tiny_split, tmp_path,
 
 
 def test_fingerprint_from_worker_hashes_matches_the_split_module(tiny_dataset, tiny_split) -> None:
-    from defectkit.converters.convert import fingerprint_from_hashes
+    from defectkit.datasets.split import fingerprint_from_hashes
     from defectkit.fileio import sha256_file
 
     manifest = load_split(tiny_split)

@@ -6,7 +6,6 @@ half-done; every file is then written atomically, and the same inputs give byte-
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -18,7 +17,13 @@ from defectkit.converters import worker, writers
 from defectkit.converters.coco import SEGM_MODES, coco_categories
 from defectkit.converters.instances import DEFAULT_MIN_AREA, DEFAULT_SIMPLIFY
 from defectkit.converters.yolo import YOLO_TASKS, natural_name
-from defectkit.datasets.split import SPLIT_NAMES, SplitManifest, data_fingerprint, load_split
+from defectkit.datasets.split import (
+    SPLIT_NAMES,
+    SplitManifest,
+    data_fingerprint,
+    fingerprint_from_hashes,
+    load_split,
+)
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_json, ensure_dir
 from defectkit.progress import progress
@@ -155,17 +160,6 @@ def _check_fingerprint(
             f"{split}: fingerprint does not match the data in {root} "
             "(a different dataset, or files changed since the split was made)"
         )
-
-
-def fingerprint_from_hashes(hashes: dict[str, str]) -> str:
-    """``datasets.split.data_fingerprint`` from already computed {relative path: SHA-256} pairs."""
-    h = hashlib.sha256()
-    for rel in sorted(hashes):
-        h.update(rel.encode())
-        h.update(b"\0")
-        h.update(hashes[rel].encode())
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 def _class_names(cfg: ConvertConfig, categories: list[dict]) -> dict[int, str]:

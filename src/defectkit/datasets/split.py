@@ -115,18 +115,26 @@ class SplitManifest:
         return atomic_write_json(path, self.to_dict())
 
 
-def data_fingerprint(dataset: Path, rel_paths: list[str]) -> str:
-    """SHA-256 over the sorted (relative path, content SHA-256) pairs of the given files."""
+def fingerprint_from_hashes(hashes: dict[str, str]) -> str:
+    """SHA-256 over the sorted (relative path, content SHA-256) pairs: the manifest's fingerprint."""
     h = hashlib.sha256()
-    for rel in sorted(rel_paths):
+    for rel in sorted(hashes):
+        h.update(rel.encode())
+        h.update(b"\0")
+        h.update(hashes[rel].encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def data_fingerprint(dataset: Path, rel_paths: list[str]) -> str:
+    """:func:`fingerprint_from_hashes` of the given files (relative to ``dataset``), read from disk."""
+    hashes = {}
+    for rel in rel_paths:
         p = dataset / rel
         if not p.is_file():
             raise InputError(f"{p}: listed in the split manifest but missing from the dataset")
-        h.update(rel.encode())
-        h.update(b"\0")
-        h.update(sha256_file(p).encode())
-        h.update(b"\n")
-    return h.hexdigest()
+        hashes[rel] = sha256_file(p)
+    return fingerprint_from_hashes(hashes)
 
 
 def _entry(rec: ImageRecord, root: Path, split: str) -> SplitEntry:

@@ -112,18 +112,9 @@ def _train_good_dataset(config: AutoencoderConfig, manifest):
     from torch.utils.data import Subset
 
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image_augment import TrainAugment
+    from defectkit.finetune.image_augment import train_augment
 
-    augment = None
-    if config.augment:
-        augment = TrainAugment(
-            config.image_size,
-            hflip=config.hflip,
-            vflip=config.vflip,
-            rotate=config.rotate,
-            color_jitter=config.color_jitter,
-            seed=config.seed,
-        )
+    augment = train_augment(config)
     full = ManifestDataset(manifest, "train", image_size=config.image_size, transform=augment)
     good = [i for i, e in enumerate(full.entries) if e.label == 0]
     if not good:

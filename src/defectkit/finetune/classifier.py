@@ -52,19 +52,10 @@ def _threshold_fn(config: ClassifierConfig):
 
 def _datasets(config: ClassifierConfig, manifest, names: tuple[str, ...]):
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image_augment import TrainAugment
+    from defectkit.finetune.image_augment import train_augment
 
     classes = names[1:] if config.task == "defect-type" else None
-    augment = None
-    if config.augment:
-        augment = TrainAugment(
-            config.image_size,
-            hflip=config.hflip,
-            vflip=config.vflip,
-            rotate=config.rotate,
-            color_jitter=config.color_jitter,
-            seed=config.seed,
-        )
+    augment = train_augment(config)
     kw = dict(image_size=config.image_size, normalize=True, classes=classes)
     train = ManifestDataset(manifest, "train", transform=augment, **kw)
     val = ManifestDataset(manifest, "val", **kw)

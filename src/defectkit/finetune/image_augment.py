@@ -57,3 +57,11 @@ class TrainAugment:
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self.compose(image=image, mask=mask)
         return out["image"], out["mask"]
+
+
+def train_augment(config) -> TrainAugment | None:
+    """The train-split augmentation an ``ImageTrainConfig`` asks for (None when ``augment`` is off)."""
+    if not config.augment:
+        return None
+    return TrainAugment(config.image_size, hflip=config.hflip, vflip=config.vflip, rotate=config.rotate,
+                        color_jitter=config.color_jitter, seed=config.seed)

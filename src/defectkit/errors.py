@@ -17,3 +17,12 @@ class InputError(DefectkitError, ValueError):
 
 class MissingWeightsError(InputError):
     """A weights file the user asked for (explicitly or by name) is not on disk."""
+
+
+def make_config(cls, where: str, /, **fields):
+    """``cls(**fields)`` for a config dataclass; a ValueError from its validation becomes an
+    InputError ``"<where>: <message>"`` (where = the command, e.g. ``"predict sam"``)."""
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from exc

@@ -72,27 +72,26 @@ def register_auto(sub: argparse._SubParsersAction) -> None:
 
 def _auto(args: argparse.Namespace) -> int:
     from defectkit.annotate.auto import AutoConfig, run_auto
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
 
-    try:
-        cfg = AutoConfig(
-            images=args.images,
-            output=args.output,
-            sam=args.sam,
-            model_type=args.model_type,
-            boxes=args.boxes,
-            detector=args.detector,
-            text_embeddings=args.text_embeddings,
-            conf=args.conf,
-            max_det=args.max_det,
-            box_margin=args.box_margin,
-            min_area=args.min_area,
-            formats=tuple(args.to),
-            device=args.device,
-            gallery=not args.no_gallery,
-        )
-    except ValueError as exc:
-        raise InputError(f"annotate auto: {exc}") from exc
+    cfg = make_config(
+        AutoConfig,
+        "annotate auto",
+        images=args.images,
+        output=args.output,
+        sam=args.sam,
+        model_type=args.model_type,
+        boxes=args.boxes,
+        detector=args.detector,
+        text_embeddings=args.text_embeddings,
+        conf=args.conf,
+        max_det=args.max_det,
+        box_margin=args.box_margin,
+        min_area=args.min_area,
+        formats=tuple(args.to),
+        device=args.device,
+        gallery=not args.no_gallery,
+    )
     summary = run_auto(cfg)
     print(
         f"wrote {args.output}: {summary['images']} images, {summary['instances']} instances; dropped "

@@ -100,20 +100,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _overlay_config(args: argparse.Namespace, output: str):
     from defectkit.annotate.review import OverlayConfig
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
 
-    try:
-        return OverlayConfig(
-            coco=args.coco,
-            output=output,
-            pred=args.pred,
-            images_root=args.images_root,
-            score_threshold=args.score_threshold,
-            iou_threshold=args.iou_threshold,
-            alpha=args.alpha,
-        )
-    except ValueError as exc:
-        raise InputError(f"annotate {args.annotate_command}: {exc}") from exc
+    return make_config(
+        OverlayConfig,
+        f"annotate {args.annotate_command}",
+        coco=args.coco,
+        output=output,
+        pred=args.pred,
+        images_root=args.images_root,
+        score_threshold=args.score_threshold,
+        iou_threshold=args.iou_threshold,
+        alpha=args.alpha,
+    )
 
 
 def _overlay(args: argparse.Namespace) -> int:
@@ -132,32 +131,33 @@ def _overlay(args: argparse.Namespace) -> int:
 
 def _gallery(args: argparse.Namespace) -> int:
     from defectkit.annotate.gallery import GalleryConfig, write_gallery
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
 
-    try:
-        cfg = GalleryConfig(
-            overlay=_overlay_config(args, ""), html=args.output, thumb_side=args.thumb_size, title=args.title
-        )
-    except ValueError as exc:
-        raise InputError(f"annotate gallery: {exc}") from exc
+    cfg = make_config(
+        GalleryConfig,
+        "annotate gallery",
+        overlay=_overlay_config(args, ""),
+        html=args.output,
+        thumb_side=args.thumb_size,
+        title=args.title,
+    )
     print(f"wrote {write_gallery(cfg)}")
     return 0
 
 
 def _prompts(args: argparse.Namespace) -> int:
     from defectkit.annotate.prompts import PromptsConfig, write_prompts
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
 
-    try:
-        cfg = PromptsConfig(
-            coco=args.coco,
-            output=args.output,
-            n_points=args.points,
-            n_negative=args.negative_points,
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        raise InputError(f"annotate prompts: {exc}") from exc
+    cfg = make_config(
+        PromptsConfig,
+        "annotate prompts",
+        coco=args.coco,
+        output=args.output,
+        n_points=args.points,
+        n_negative=args.negative_points,
+        seed=args.seed,
+    )
     doc = write_prompts(cfg)
     print(f"wrote {args.output}: {doc['info']['n_prompts']} prompts for {len(doc['images'])} images")
     return 0

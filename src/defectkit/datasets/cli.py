@@ -10,48 +10,78 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("synth", help="write a synthetic MVTec-format category (bottle-like)",
-                              description="Write a synthetic MVTec-format category folder OUT/<category>.")
+    p = subparsers.add_parser(
+        "synth",
+        help="write a synthetic MVTec-format category (bottle-like)",
+        description="Write a synthetic MVTec-format category folder OUT/<category>.",
+    )
     p.add_argument("out", help="output folder; the category folder is created inside it")
     p.add_argument("--category", default="bottle")
     p.add_argument("--n-train", type=int, default=60, help="train/good images (default 60)")
     p.add_argument("--n-test-good", type=int, default=20, help="test/good images (default 20)")
-    p.add_argument("--n-test-per-defect", type=int, default=20, help="test images per defect type (default 20)")
+    p.add_argument(
+        "--n-test-per-defect", type=int, default=20, help="test images per defect type (default 20)"
+    )
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_synth)
 
-    p = subparsers.add_parser("describe", help="print the dataset card of an MVTec-style folder",
-                              description="Scan, validate and describe an MVTec category (or root) folder.")
+    p = subparsers.add_parser(
+        "describe",
+        help="print the dataset card of an MVTec-style folder",
+        description="Scan, validate and describe an MVTec category (or root) folder.",
+    )
     p.add_argument("path", help="category folder (e.g. data/bottle) or MVTec root")
     p.add_argument("--json", action="store_true", help="print the card as JSON")
-    p.add_argument("--lenient", action="store_true", help="drop defect images without a mask (with a warning)")
+    p.add_argument(
+        "--lenient", action="store_true", help="drop defect images without a mask (with a warning)"
+    )
     p.set_defaults(func=_describe)
 
-    p = subparsers.add_parser("split", help="write the train/val/test split manifest",
-                              description="Write one deterministic train/val/test manifest for every model.")
+    p = subparsers.add_parser(
+        "split",
+        help="write the train/val/test split manifest",
+        description="Write one deterministic train/val/test manifest for every model.",
+    )
     p.add_argument("path", help="category folder")
     p.add_argument("-o", "--output", required=True, help="manifest path, e.g. runs/split.json")
-    p.add_argument("--defects-to-train", type=int, default=0, metavar="K",
-                   help="move K test images of each defect type to train (0 = unsupervised protocol; "
-                   "5 = the course-study protocol)")
-    p.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
-                   help="fraction of the train side moved to val, per defect type (default 0.2)")
+    p.add_argument(
+        "--defects-to-train",
+        type=int,
+        default=0,
+        metavar="K",
+        help="move K test images of each defect type to train (0 = unsupervised protocol; "
+        "5 = the course-study protocol)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="fraction of the train side moved to val, per defect type (default 0.2)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--category", default=None, help="category to split when PATH is an MVTec root")
-    p.add_argument("--lenient", action="store_true", help="drop defect images without a mask (with a warning)")
+    p.add_argument(
+        "--lenient", action="store_true", help="drop defect images without a mask (with a warning)"
+    )
     p.set_defaults(func=_split)
 
 
 def _synth(args: argparse.Namespace) -> int:
     from defectkit.datasets.synth import SynthConfig, generate_synthetic
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
 
-    try:
-        cfg = SynthConfig(category=args.category, n_train=args.n_train, n_test_good=args.n_test_good,
-                          n_test_per_defect=args.n_test_per_defect, size=args.size, seed=args.seed)
-    except ValueError as exc:
-        raise InputError(f"synth: {exc}") from exc
+    cfg = make_config(
+        SynthConfig,
+        "synth",
+        category=args.category,
+        n_train=args.n_train,
+        n_test_good=args.n_test_good,
+        n_test_per_defect=args.n_test_per_defect,
+        size=args.size,
+        seed=args.seed,
+    )
     root = generate_synthetic(args.out, cfg)
     print(root)
     return 0
@@ -70,13 +100,16 @@ def _describe(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> int:
     from defectkit.datasets.mvtec import scan_mvtec
     from defectkit.datasets.split import SplitConfig, make_split
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
 
-    try:
-        cfg = SplitConfig(defects_to_train=args.defects_to_train, val_fraction=args.val_fraction,
-                          seed=args.seed, category=args.category)
-    except ValueError as exc:
-        raise InputError(f"split: {exc}") from exc
+    cfg = make_config(
+        SplitConfig,
+        "split",
+        defects_to_train=args.defects_to_train,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        category=args.category,
+    )
     manifest = make_split(scan_mvtec(args.path, lenient=args.lenient), cfg)
     manifest.save(args.output)
     counts = manifest.counts()

@@ -65,25 +65,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
     from defectkit.eval import EvalConfig, evaluate, format_table
 
-    try:
-        config = EvalConfig(
-            split=args.split,
-            labels=args.labels,
-            output=args.output,
-            predictions=tuple(args.pred),
-            runs=tuple(args.runs),
-            threshold=args.threshold,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
-            reference=not args.no_reference,
-            worst_cases=args.worst,
-            verify_split=not args.no_verify,
-        )
-    except ValueError as exc:
-        raise InputError(f"eval: {exc}") from None
+    config = make_config(
+        EvalConfig,
+        "eval",
+        split=args.split,
+        labels=args.labels,
+        output=args.output,
+        predictions=tuple(args.pred),
+        runs=tuple(args.runs),
+        threshold=args.threshold,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        reference=not args.no_reference,
+        worst_cases=args.worst,
+        verify_split=not args.no_verify,
+    )
     report = evaluate(config)
     print(format_table(report), end="")
     print(f"report: {args.output}/report.html")

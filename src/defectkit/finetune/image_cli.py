@@ -166,21 +166,20 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
     from defectkit.finetune.image_config import ImagePredictConfig
 
-    try:
-        config = ImagePredictConfig(
-            weights=args.weights,
-            output=args.output,
-            split=args.split,
-            splits=tuple(args.splits),
-            batch_size=args.batch_size,
-            device=args.device,
-            save_maps=not getattr(args, "no_maps", False),
-        )
-    except ValueError as exc:
-        raise InputError(f"predict {args.model_name}: {exc}") from exc
+    config = make_config(
+        ImagePredictConfig,
+        f"predict {args.model_name}",
+        weights=args.weights,
+        output=args.output,
+        split=args.split,
+        splits=tuple(args.splits),
+        batch_size=args.batch_size,
+        device=args.device,
+        save_maps=not getattr(args, "no_maps", False),
+    )
     if args.model_name == "classifier":
         from defectkit.finetune.classifier import predict_classifier as predict
     else:

@@ -141,25 +141,24 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from defectkit.errors import InputError
+    from defectkit.errors import make_config
     from defectkit.finetune.sam_predict import SamPredictConfig, predict_sam
 
-    try:
-        cfg = SamPredictConfig(
-            weights=args.weights,
-            split=args.split,
-            labels=args.labels,
-            output=args.output,
-            model_type=args.model_type,
-            boxes=args.boxes,
-            splits=tuple(args.splits),
-            min_box_score=args.min_box_score,
-            multimask=args.multimask,
-            device=args.device,
-            cache_dir=args.cache_dir,
-        )
-    except ValueError as exc:
-        raise InputError(f"predict sam: {exc}") from exc
+    cfg = make_config(
+        SamPredictConfig,
+        "predict sam",
+        weights=args.weights,
+        split=args.split,
+        labels=args.labels,
+        output=args.output,
+        model_type=args.model_type,
+        boxes=args.boxes,
+        splits=tuple(args.splits),
+        min_box_score=args.min_box_score,
+        multimask=args.multimask,
+        device=args.device,
+        cache_dir=args.cache_dir,
+    )
     summary = predict_sam(cfg)
     print(f"wrote {summary['output']}: {summary['masks']} masks on {summary['images']} images")
     return 0

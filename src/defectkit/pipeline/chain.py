@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defectkit.errors import InputError
+from defectkit.errors import InputError, make_config
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,13 @@ def build(cls: type, section: dict[str, Any], where: str, **fixed: Any) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - names)
     if unknown:
-        raise InputError(f"{where}: unknown key(s) {unknown} for {cls.__name__} "
-                         f"(allowed: {sorted(names - set(fixed))})")
+        raise InputError(
+            f"{where}: unknown key(s) {unknown} for {cls.__name__} (allowed: {sorted(names - set(fixed))})"
+        )
     clash = sorted(set(section) & set(fixed))
     if clash:
         raise InputError(f"{where}: {clash} are set by the pipeline itself; remove them")
     try:
-        return cls(**{**section, **fixed})
-    except (TypeError, ValueError) as exc:
+        return make_config(cls, where, **section, **fixed)
+    except TypeError as exc:  # a YAML value of the wrong type (e.g. a string where a number belongs)
         raise InputError(f"{where}: {exc}") from exc

@@ -20,3 +20,6 @@ def test_convert_bench_prints_throughput_fidelity_and_ratio(capsys) -> None:
     )
     assert re.search(r"ultralytics \(YOLO only\) +: +[\d.]+ masks/s +fidelity YOLO mean IoU 0\.\d+", out)
     assert re.search(r"throughput ratio defectkit / ultralytics: [\d.]+x", out)
+    assert re.search(
+        r"cpu time per mask \(median, all processes\): defectkit [\d.]+ ms, .* ratio [\d.]+x", out
+    )

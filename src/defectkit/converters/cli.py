@@ -74,7 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="re-rasterise every polygon, print fidelity and write LABELS/check.json",
     )
-    p.add_argument("--workers", type=int, default=1, help="processes converting masks (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes converting masks and threads writing files (default 1)",
+    )
     p.set_defaults(func=_convert)
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectkit.converters.instances import Instance, mask_to_instances
+from defectkit.converters.instances import Instance, box_to_instances, mask_to_instances
+from defectkit.converters.png import decode_gray8
 from defectkit.errors import InputError
 from defectkit.fileio import sha256_bytes
 
@@ -61,19 +62,50 @@ def process(job: Job) -> ImageResult:
     if job.mask is None:
         return ImageResult(image_sha=image_sha)
     data = _read(job.mask)
-    mask, nonbinary = read_mask_fast(job.mask, data)
-    if mask.shape != (job.height, job.width):
+    instances, dropped, nonbinary, shape = _mask_instances(job, data)
+    if shape != (job.height, job.width):
         raise InputError(
-            f"{job.mask}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image size "
+            f"{job.mask}: mask size {shape[1]}x{shape[0]} differs from image size "
             f"{job.width}x{job.height} of {job.name}"
         )
-    instances, dropped = mask_to_instances(
-        mask, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify
-    )
     result = ImageResult(instances, dropped, int(nonbinary), image_sha=image_sha, mask_sha=sha256_bytes(data))
     if job.check:
         result.fidelity = [instance_fidelity(i, job.width, job.height) for i in instances]
     return result
+
+
+def process_many(jobs: list[Job]) -> list[ImageResult]:
+    """``process`` of each job (one pool task per chunk keeps the inter-process traffic small)."""
+    return [process(j) for j in jobs]
+
+
+def _mask_instances(job: Job, data: bytes) -> tuple[list[Instance], int, bool, tuple[int, int]]:
+    """(instances, specks dropped, not clean 0/255, mask HxW) of the mask file's bytes.
+
+    MVTec's 8-bit grayscale PNGs are decoded by ``converters.png`` (the same pixels, ~2x faster
+    than OpenCV), other 8-bit one-channel files by OpenCV, and those are handled inside the box of
+    their nonzero pixels only (full-size threshold, check and labelling passes cost more than all
+    the rest on a 900x900 mask); any other layout goes through the general reader.
+    """
+    import cv2
+
+    arr = decode_gray8(data)
+    if arr is None:
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if arr is None or arr.ndim != 2 or arr.dtype != np.uint8:
+        mask, nonbinary = read_mask_fast(job.mask, data)
+        return (
+            *mask_to_instances(mask, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify),
+            nonbinary,
+            mask.shape,
+        )
+    x, y, w, h = cv2.boundingRect(arr)  # every nonzero pixel, so every foreground and non-binary one
+    box = arr[y : y + h, x : x + w]
+    nonbinary = w > 0 and cv2.countNonZero(cv2.inRange(box, 1, 254)) > 0
+    instances, dropped = box_to_instances(
+        box > 127, x, y, arr.shape, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify
+    )
+    return instances, dropped, nonbinary, arr.shape
 
 
 def read_mask_fast(path: str, data: bytes | None = None) -> tuple[np.ndarray, bool]:

@@ -7,6 +7,7 @@ Class index = COCO category id - 1. YOLO cannot express holes: the outer outline
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -32,7 +33,22 @@ def _box_line(cls: int, xywh: Sequence[float], width: int, height: int) -> str:
     return f"{cls} {_fmt(((x + w / 2) / width, (y + h / 2) / height, w / width, h / height))}"
 
 
+@functools.lru_cache(maxsize=8)
+def _grid_text(size: int) -> tuple[str, ...]:
+    """``_fmt`` of k / size for every pixel-corner coordinate k in 0..size (same text, ~5x faster)."""
+    return tuple(f"{k / size:.6g}" for k in range(size + 1))
+
+
 def _poly_line(cls: int, poly: Sequence[float], width: int, height: int) -> str:
+    xs, ys = poly[0::2], poly[1::2]
+    # Our own polygons: lists of ints on the pixel-corner grid inside the image.
+    on_grid = isinstance(poly, list) and bool(poly) and set(map(type, poly)) == {int}
+    if on_grid and min(xs) >= 0 and min(ys) >= 0 and max(xs) <= width and max(ys) <= height:
+        tx, ty = _grid_text(width), _grid_text(height)
+        text = [""] * len(poly)
+        text[0::2] = [tx[v] for v in xs]
+        text[1::2] = [ty[v] for v in ys]
+        return f"{cls} {' '.join(text)}"
     xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2) / (width, height)
     return f"{cls} {_fmt(np.clip(xy, 0.0, 1.0).reshape(-1).tolist())}"
 

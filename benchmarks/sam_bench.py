@@ -2,17 +2,25 @@
 
 1. ``vit_b`` (random weights: timing only) on a few 900x900 synthetic images: one training epoch
    with the image encoder in the loop (what a naive loop pays every epoch) versus one epoch on the
-   warm embedding cache, and the cache's bytes per image. Target: cached epoch >= 100x faster.
+   warm embedding cache (with defectkit's decoder pass and with segment-anything's forward), and
+   the cache's bytes per image. Target: cached epoch >= 100x faster.
 2. ``tiny`` on the default synthetic data (256 px, split with --defects-to-train 5): the demo's
    settings, CPU and wall time of training, val / test mask IoU with ground-truth boxes (and the
    untrained model's). Target: test IoU >= 0.6 with <= 150 s of training CPU time.
 3. ``tiny_fast``: the ``--fast`` demo (128 px, 30 train, 10 test-good, 10 per defect). Target:
    <= 40 s of training CPU time, test IoU clearly above the untrained model's.
+4. ``decoder_ops`` (not in ``all``): where one vit_b decoder training step (forward, loss,
+   backward for ``--prompts`` boxes on one embedding) spends its CPU time, per aten op, with
+   segment-anything's ``MaskDecoder.forward`` and with defectkit's pass. CPU time per op (not
+   torch.profiler's wall time, which other jobs on the machine inflate).
 
-    python benchmarks/sam_bench.py [--part vit_b|tiny|tiny_fast|all] [--images 3] [--threads 1] [--out DIR]
+    python benchmarks/sam_bench.py [--part vit_b|tiny|tiny_fast|decoder_ops|all] [--images 3]
+        [--prompts 1] [--threads 1] [--out DIR]
 
 On a CPU shared with other jobs use ``--threads 1``: torch's intra-op threads otherwise spin
-against each other (a vit_b decoder step measured 0.4 s with 1 thread, 1.0-3.7 s with 2).
+against each other (a vit_b decoder step measured 0.4 s with 1 thread, 1.0-3.7 s with 2). The
+vit_b part reports wall and process CPU time; with one thread and other jobs on the machine, the
+CPU-time ratio is the stable one (wall time depends on what else ran during each epoch).
 """
 
 from __future__ import annotations
@@ -60,7 +68,22 @@ def _labels(
     return out / "labels"
 
 
-def bench_vit_b(out: Path, n_images: int) -> dict:
+def _timed(fn) -> tuple[float, float]:
+    """(wall s, process CPU s) of ``fn()``."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_vit_b(out: Path, n_images: int, cached_epochs: int = 3) -> dict:
+    """Epoch times of decoder training on ``n_images`` 900x900 images: encoder in the loop (once per
+    image per epoch, as a naive loop without a cache pays), filling the cache, and on the warm cache
+    (median of ``cached_epochs``) with the fast decoder and with the library's ``MaskDecoder.forward``.
+    Every epoch does the same training work: one step per image, all its instances in one decoder call.
+    """
+    import functools
+    import statistics
+
     import numpy as np
     import torch
 
@@ -68,7 +91,7 @@ def bench_vit_b(out: Path, n_images: int) -> dict:
     from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
     from defectkit.finetune.sam_data import load_coco_samples
     from defectkit.finetune.sam_model import build_sam_model
-    from defectkit.finetune.sam_train import make_embedder, trainable_parameters
+    from defectkit.finetune.sam_train import make_embedder, make_optimizer, trainable_parameters
 
     labels = _labels(out / "vit_b", 900, n_defect=max(1, math.ceil(n_images / 3)), k=0)
     samples = load_coco_samples(labels / "coco" / "test.json")[:n_images]
@@ -80,41 +103,59 @@ def bench_vit_b(out: Path, n_images: int) -> dict:
     )
     params = trainable_parameters(sam, "decoder")
     targets = eng.lowres_targets(samples, 1024, 256)
-    opt = torch.optim.AdamW(params, lr=1e-5)
+    opt = make_optimizer(params, 1e-5, 0.01, device)  # what train_sam uses
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     frozen = make_embedder(sam, "decoder", cache, device)  # cache-backed
     in_loop = make_embedder(sam, "all", None, device)  # runs the encoder every call
 
-    def encoder_in_loop(sample, train):  # the encoder is frozen, it just runs every epoch
+    def encoder_in_loop(sample, train):  # the encoder is frozen (no_grad), it just runs every epoch
         return in_loop(sample, train=False)
 
-    def epoch(embed) -> float:
-        t0 = time.perf_counter()
-        eng.train_one_epoch(
-            sam,
-            opt,
-            sched,
-            samples,
-            targets,
-            embed,
-            prompts=eng.PromptConfig(),
-            rng=np.random.default_rng(0),
-            batch_size=1,
-            device=device,
-            params=params,
-            image_size=1024,
+    def epoch(embed) -> tuple[float, float]:
+        return _timed(
+            lambda: eng.train_one_epoch(
+                sam,
+                opt,
+                sched,
+                samples,
+                targets,
+                embed,
+                prompts=eng.PromptConfig(),
+                rng=np.random.default_rng(0),
+                batch_size=1,
+                device=device,
+                params=params,
+                image_size=1024,
+            )
         )
-        return time.perf_counter() - t0
 
-    t_loop = epoch(encoder_in_loop)
-    t_fill = epoch(frozen)  # cold cache: encodes once per image and stores
-    t_cached = min(epoch(frozen) for _ in range(3))
+    def median_epochs(embed) -> tuple[float, float]:
+        runs = [epoch(embed) for _ in range(cached_epochs)]
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+    sam.mask_decoder.train()
+    loop = epoch(encoder_in_loop)
+    fill = epoch(frozen)  # cold cache: encodes once per image and stores
+    cached = median_epochs(frozen)
+    fast_decode = eng.decode
+    eng.decode = functools.partial(fast_decode, fast=False)  # reference: segment-anything's forward
+    try:
+        cached_lib = median_epochs(frozen)
+    finally:
+        eng.decode = fast_decode
     return {
         "images": len(samples),
-        "epoch_encoder_in_loop_s": t_loop,
-        "epoch_filling_cache_s": t_fill,
-        "epoch_cached_s": t_cached,
-        "speedup": t_loop / t_cached,
+        "instances_per_image": [len(s.boxes) for s in samples],
+        "epoch_encoder_in_loop_s": loop[0],
+        "epoch_encoder_in_loop_cpu_s": loop[1],
+        "epoch_filling_cache_s": fill[0],
+        "epoch_cached_s": cached[0],
+        "epoch_cached_cpu_s": cached[1],
+        "epoch_cached_library_decoder_s": cached_lib[0],
+        "epoch_cached_library_decoder_cpu_s": cached_lib[1],
+        "speedup": loop[0] / cached[0],
+        "speedup_cpu": loop[1] / cached[1],
+        "speedup_cpu_library_decoder": loop[1] / cached_lib[1],
         "encoder_calls": cache.misses,
         "cache_bytes_per_image": cache.nbytes() / max(1, len(samples)),
     }
@@ -163,10 +204,67 @@ def bench_tiny(out: Path, fast: bool = False) -> dict:
     }
 
 
+#: the ops that do the multiply-adds (the rest moves memory or is elementwise)
+DENSE_OPS = ("aten.mm", "aten.addmm", "aten.bmm", "aten.convolution", "aten.convolution_backward")
+
+
+def bench_decoder_ops(n_prompts: int, reps: int = 3, top: int = 12) -> dict:
+    """CPU seconds per decoder training step, in total, in matrix products and in the ``top`` ops,
+    for the library's forward and defectkit's pass (vit_b decoder, random weights)."""
+    import collections
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from defectkit.finetune import sam_engine as eng
+    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam_train import trainable_parameters
+
+    class CpuPerOp(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seconds: dict[str, float] = collections.defaultdict(float)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            t0 = time.process_time()
+            out = func(*args, **(kwargs or {}))
+            self.seconds[str(func.overloadpacket)] += time.process_time() - t0
+            return out
+
+    torch.manual_seed(0)
+    sam = build_sam_model("vit_b")
+    params = trainable_parameters(sam, "decoder")
+    emb = torch.randn(1, 256, 64, 64)
+    boxes = torch.tensor([[100.0, 100.0, 400.0, 380.0]]) + 40.0 * torch.arange(n_prompts)[:, None]
+    target = (torch.rand(n_prompts, 256, 256, generator=torch.Generator().manual_seed(0)) > 0.9).float()
+
+    def step(fast: bool) -> None:
+        for p in params:
+            p.grad = None
+        logits, iou = eng.decode(sam, emb, boxes, fast=fast)
+        eng.mask_loss(logits, target, iou)[0].mean().backward()
+
+    report = {}
+    for name, fast in (("library", False), ("defectkit", True)):
+        step(fast)  # warm-up
+        timer = CpuPerOp()
+        with timer:
+            for _ in range(reps):
+                step(fast)
+        per_op = {k: v / reps for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])}
+        report[name] = {
+            "step_cpu_s": sum(per_op.values()),
+            "matmul_conv_cpu_s": sum(v for k, v in per_op.items() if k in DENSE_OPS),
+            "top_ops_cpu_s": dict(list(per_op.items())[:top]),
+        }
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("vit_b", "tiny", "tiny_fast", "all"), default="all")
+    ap.add_argument("--part", choices=("vit_b", "tiny", "tiny_fast", "decoder_ops", "all"), default="all")
     ap.add_argument("--images", type=int, default=3, help="900x900 images for the vit_b part (default 3)")
+    ap.add_argument("--prompts", type=int, default=1, help="boxes per step for decoder_ops (default 1)")
     ap.add_argument("--out", default=None, help="work folder (default: a temporary folder)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
@@ -180,9 +278,13 @@ def main() -> None:
     if args.part in ("vit_b", "all"):
         r = report["vit_b"] = bench_vit_b(out, args.images)
         print(
-            f"vit_b, {r['images']} images 900x900: encoder-in-loop epoch {r['epoch_encoder_in_loop_s']:.1f} s, "
-            f"cached epoch {r['epoch_cached_s']:.3f} s -> {r['speedup']:.0f}x (target >= 100x); "
-            f"cache {r['cache_bytes_per_image'] / 2**20:.2f} MiB/image, encoder runs {r['encoder_calls']}"
+            f"vit_b, {r['images']} images 900x900 ({sum(r['instances_per_image'])} instances): "
+            f"encoder-in-loop epoch {r['epoch_encoder_in_loop_s']:.1f} s wall / "
+            f"{r['epoch_encoder_in_loop_cpu_s']:.1f} s CPU; cached epoch {r['epoch_cached_s']:.3f} s wall / "
+            f"{r['epoch_cached_cpu_s']:.3f} s CPU -> {r['speedup']:.0f}x wall, {r['speedup_cpu']:.0f}x CPU "
+            f"(target >= 100x; library decoder: {r['epoch_cached_library_decoder_cpu_s']:.3f} s CPU, "
+            f"{r['speedup_cpu_library_decoder']:.0f}x); cache {r['cache_bytes_per_image'] / 2**20:.2f} MiB/image, "
+            f"encoder runs {r['encoder_calls']}"
         )
     for part, target in (("tiny", 150), ("tiny_fast", 40)):
         if args.part in (part, "all"):
@@ -191,6 +293,14 @@ def main() -> None:
                 f"{part}: training {r['train_cpu_s']:.0f} s CPU (target <= {target} s), {r['train_wall_s']:.0f} s "
                 f"wall; best val IoU {r['best_val_iou']:.3f} on {r['val_instances']} instances; test IoU "
                 f"{r['test_iou']:.3f} (untrained {r['untrained_test_iou']:.3f}; target >= 0.6 for tiny)"
+            )
+    if args.part == "decoder_ops":
+        r = report["decoder_ops"] = bench_decoder_ops(args.prompts)
+        for name, v in r.items():
+            print(
+                f"{name}: {v['step_cpu_s'] * 1000:.0f} ms CPU per step with {args.prompts} box(es), "
+                f"{v['matmul_conv_cpu_s'] * 1000:.0f} ms in matrix products and convolutions; top ops (ms): "
+                + ", ".join(f"{k[5:]} {t * 1000:.1f}" for k, t in v["top_ops_cpu_s"].items())
             )
     print(json.dumps(report, indent=2, default=float))
 

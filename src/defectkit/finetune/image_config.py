@@ -111,8 +111,9 @@ class ClassifierConfig(ImageTrainConfig):
     # defaults measured on the default synthetic data (see docs/guide/image_models.md): small
     # images, many cheap steps, rotation-invariant augmentation for objects seen from above
     image_size: int = 64
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 8
+    weight_decay: float = 1e-4
     scheduler: str = "cosine"
     vflip: float = 0.5
     rotate: float = 180.0

@@ -8,7 +8,10 @@ detector (the "peer" without text) with the time ratio.
 Text embeddings are seeded random unit vectors (no CLIP weights exist offline); with from-scratch
 training they act as fixed class codes, which is all a closed-set fine-tune needs.
 
-    python benchmarks/yolo_world_bench.py --epochs 40 --imgsz 256 --batch 16 [--baseline] [--work DIR]
+The defaults are the demo's recipe (``defectkit.pipeline.demo.YOLO_RECIPE``): 80 epochs at 256 px,
+batch 8 with ``nbs=8`` (an optimiser step per batch), ``flipud=0.5`` and ``--transpose 0.5``.
+
+    python benchmarks/yolo_world_bench.py [--epochs 80 --imgsz 256 --batch 8] [--baseline] [--work DIR]
     python benchmarks/yolo_world_bench.py --fast --epochs 30 --imgsz 128 --batch 4 [--set k=v ...]
 """
 
@@ -102,12 +105,18 @@ def test_map50(best: Path, work: Path, out: Path, imgsz: int) -> dict[str, float
 
 
 def run(model: str, data_yaml: Path, emb: Path | None, out: Path, args: argparse.Namespace) -> dict:
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig, finetune_yolo
+    from defectkit.finetune.yolo_world import YoloFinetuneConfig, finetune_yolo, parse_set_overrides
+    from defectkit.pipeline.demo import YOLO_RECIPE
 
-    sets = {"plots": False, "val": True, "patience": 0, "close_mosaic": args.close_mosaic}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        sets[key] = json.loads(value) if value[:1] in "0123456789-[{tf" and value not in ("t", "f") else value
+    sets = {
+        **YOLO_RECIPE["overrides"],
+        "plots": False,
+        "val": True,
+        "patience": 0,
+        "close_mosaic": args.close_mosaic,
+    }
+    sets["nbs"] = args.batch  # one optimiser step per batch, whatever --batch is
+    sets.update(parse_set_overrides(args.set))
     cfg = YoloFinetuneConfig(
         data=data_yaml,
         model=model,
@@ -119,6 +128,7 @@ def run(model: str, data_yaml: Path, emb: Path | None, out: Path, args: argparse
         device="cpu",
         workers=0,
         seed=args.seed,
+        transpose=args.transpose,
         overrides=sets,
     )
     import resource
@@ -155,13 +165,14 @@ def run(model: str, data_yaml: Path, emb: Path | None, out: Path, args: argparse
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--imgsz", type=int, default=256)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=8)
     p.add_argument("--close-mosaic", type=int, default=10)
     p.add_argument("--defects-to-train", type=int, default=5, help="as the demo's split (default 5)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transpose", type=float, default=0.5, help="RandomTranspose probability (default 0.5)")
     p.add_argument("--set", nargs="*", default=[], help="extra ultralytics key=value")
     p.add_argument("--fast", action="store_true", help="128 px synthetic data, 30 train / 10 per test folder")
     p.add_argument("--baseline", action="store_true", help="also train closed-set yolov8n.yaml")

@@ -181,6 +181,8 @@ def test_from_scratch_world_model_gets_the_class_prior_bias():
     assert _contrastive_biases(model) == pytest.approx(expected)
     assert [contrastive_prior_bias(3, s) for s in strides] == pytest.approx(expected)
     assert all(b > -9.0 for b in _contrastive_biases(model))  # ultralytics' own init is -10
+    scales = [c.logit_scale.item() for c in model.model[-1].cv4]
+    assert scales == pytest.approx([math.log(2.0)] * 3)  # ultralytics' own init is -1
 
 
 def test_world_model_from_weights_keeps_its_contrastive_bias():
@@ -191,5 +193,7 @@ def test_world_model_from_weights_keeps_its_contrastive_bias():
     with torch.no_grad():
         for level, c in enumerate(pretrained.model[-1].cv4):
             c.bias.fill_(-10.0 + level)  # what a pretrained checkpoint carries, kept as is
+            c.logit_scale.fill_(0.5 + level)
     model = trainer.get_model("yolov8n-worldv2.yaml", weights=pretrained, verbose=False)
     assert _contrastive_biases(model) == pytest.approx([-10.0, -9.0, -8.0])
+    assert [c.logit_scale.item() for c in model.model[-1].cv4] == pytest.approx([0.5, 1.5, 2.5])

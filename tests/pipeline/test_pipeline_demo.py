@@ -45,8 +45,6 @@ def test_default_demo_image_models_and_sam_learn(default_demo) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="yolov8n-worldv2 from scratch does not yet reach box mAP50 0.5 "
-                   "within the demo's CPU budget (issue 6)")
 def test_default_demo_yolo_world_learns(default_demo) -> None:
     _, models = default_demo
     assert models["YOLO-World"]["box"]["AP50"] >= 0.5

@@ -85,7 +85,10 @@ def checkpoint_is_world(path: str | os.PathLike) -> bool:
 class YoloFinetuneConfig:
     """``defectkit finetune yolo-world``. ``model``: a ``.pt`` file path or a ``.yaml`` config
     (an ultralytics built-in name such as ``yolov8n-worldv2.yaml`` or a path) to train from scratch.
-    ``device``: None (auto), "cpu", "0", or "0,1,..." (ultralytics DDP over those GPUs)."""
+    ``device``: None (auto), "cpu", "0", or "0,1,..." (ultralytics DDP over those GPUs).
+    ``transpose``: probability of swapping x and y of a training image and its labels
+    (:class:`~defectkit.finetune.yolo_augment.RandomTranspose`); with ultralytics' ``fliplr`` and
+    ``flipud`` at 0.5 (``overrides``) every 90-degree rotation and mirror is seen."""
 
     data: Path
     model: str
@@ -97,9 +100,12 @@ class YoloFinetuneConfig:
     device: str | None = None
     workers: int = 2
     seed: int = 0
+    transpose: float = 0.0
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.transpose <= 1.0:
+            raise ValueError(f"--transpose must be a probability in [0, 1], got {self.transpose}")
         for name in ("epochs", "imgsz", "batch"):
             if getattr(self, name) < 1 and not (name == "batch" and getattr(self, name) == -1):
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
@@ -254,10 +260,13 @@ def finetune_yolo(
     try:
         if bank is not None:
             trainer = TextFileWorldTrainer(
-                overrides=args, text_embeddings=bank, text_embeddings_source=str(config.text_embeddings)
+                overrides=args,
+                text_embeddings=bank,
+                text_embeddings_source=str(config.text_embeddings),
+                transpose=config.transpose,
             )
         else:
-            trainer = OfflineDetectionTrainer(overrides=args)
+            trainer = OfflineDetectionTrainer(overrides=args, transpose=config.transpose)
     except (SyntaxError, KeyError, FileNotFoundError) as exc:  # ultralytics' bad-argument / bad-data errors
         raise InputError(f"bad ultralytics argument or data: {exc}") from exc
     return _train(_add_callbacks(trainer, callbacks), run_dir, t0)
@@ -282,6 +291,7 @@ def resume_yolo(
         raise InputError(f"{run_dir}: this run finished; start a new run (-o NEW_DIR) to train more")
     from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
+    transpose = float(record.get("transpose", 0.0))
     overrides: dict[str, Any] = {"resume": str(last)}
     if device is not None:
         overrides["device"] = device
@@ -295,9 +305,12 @@ def resume_yolo(
         )
         bank = _load_bank(cfg)
         trainer = TextFileWorldTrainer(
-            overrides=overrides, text_embeddings=bank, text_embeddings_source=str(cfg.text_embeddings)
+            overrides=overrides,
+            text_embeddings=bank,
+            text_embeddings_source=str(cfg.text_embeddings),
+            transpose=transpose,
         )
     else:
-        trainer = OfflineDetectionTrainer(overrides=overrides)
+        trainer = OfflineDetectionTrainer(overrides=overrides, transpose=transpose)
     log.info("resuming %s from epoch %d", run_dir, int(ckpt["epoch"]) + 2)
     return _train(_add_callbacks(trainer, callbacks), run_dir, t0)

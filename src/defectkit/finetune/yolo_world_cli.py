@@ -95,12 +95,21 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="dataloader workers per process (CPU: ignored)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--transpose",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability of swapping x and y of a training image (with --set flipud=0.5: every 90-degree "
+        "rotation and mirror; for objects seen from above). Default 0",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         nargs="+",
+        action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="other ultralytics training arguments, e.g. lr0=0.002 mosaic=0.5",
+        help="other ultralytics training arguments, e.g. lr0=0.002 mosaic=0.5 (repeatable)",
     )
     p.add_argument("-o", "--output", type=Path, help="RUN_DIR; every output lands there")
     p.add_argument(
@@ -185,6 +194,7 @@ def _finetune(args: argparse.Namespace) -> int:
                 device=args.device,
                 workers=args.workers,
                 seed=args.seed,
+                transpose=args.transpose,
                 overrides=parse_set_overrides(args.overrides),
             )
         except ValueError as exc:

@@ -114,6 +114,11 @@ def offline_guards() -> Iterator[None]:
         ul_data_utils.check_font, ul_trainer.check_amp = saved
 
 
+#: from-scratch start of every contrastive head's ``logit_scale`` (log of the factor applied to the
+#: BN-normalised image feature . unit text embedding); ultralytics starts at -1 (factor 0.37)
+SCRATCH_LOGIT_SCALE = math.log(2.0)
+
+
 def contrastive_prior_bias(nc: int, stride: float) -> float:
     """YOLOE's class prior for a contrastive head: ``log(5 / nc / (640 / stride) ** 2)``.
 
@@ -124,13 +129,15 @@ def contrastive_prior_bias(nc: int, stride: float) -> float:
 
 
 def init_contrastive_prior(model: torch.nn.Module) -> list[float]:
-    """Set every YOLO-World contrastive head's bias to :func:`contrastive_prior_bias`, in place.
+    """Start every YOLO-World contrastive head from a class prior, in place (scratch models only).
 
-    For models built from scratch only: ``BNContrastiveHead`` starts at bias -10 (logit_scale -1),
-    a value chosen for fine-tuning pretrained weights; from scratch, ultralytics' AdamW (lr ~0.001)
-    barely moves it and every score stays ~1e-4, so nothing is learned. ``WorldDetect.bias_init``
-    leaves it alone; ``YOLOEDetect.bias_init`` sets it with this formula. Returns the new biases
-    (one per head level; empty when the model has no contrastive head).
+    ``BNContrastiveHead`` computes ``exp(logit_scale) * (BN(x) . w) + bias`` with ``w`` the unit
+    text embedding and starts at bias -10, logit_scale -1: values chosen for fine-tuning pretrained
+    weights. From scratch, ultralytics' AdamW (lr ~0.0014) barely moves them: every score stays
+    ~1e-4, and a confident score needs the 512-d feature almost parallel to ``w`` (factor 0.37).
+    Here the bias becomes :func:`contrastive_prior_bias` (as ``YOLOEDetect.bias_init`` does) and
+    logit_scale :data:`SCRATCH_LOGIT_SCALE` (factor 2: the initial logits spread by ~2 around the
+    prior). Returns the new biases (one per head level; empty when the model has none).
     """
     out: list[float] = []
     for head in model.modules():
@@ -144,6 +151,9 @@ def init_contrastive_prior(model: torch.nn.Module) -> list[float]:
                 value = contrastive_prior_bias(head.nc, float(stride[level]))
                 with torch.no_grad():
                     bias.fill_(value)
+                    scale = getattr(contrastive, "logit_scale", None)
+                    if isinstance(scale, torch.nn.Parameter):
+                        scale.fill_(SCRATCH_LOGIT_SCALE)
                 out.append(value)
     return out
 
@@ -156,6 +166,29 @@ class TextBankCallback:
 
     def __call__(self, trainer: Any) -> None:
         trainer.text_bank = self.bank
+
+
+class TransposeCallback:
+    """Carries the ``transpose`` probability inside ``trainer.callbacks`` (pickled to DDP workers)."""
+
+    def __init__(self, p: float) -> None:
+        self.p = float(p)
+
+    def __call__(self, trainer: Any) -> None:
+        trainer.transpose = self.p
+
+
+def _with_transpose(callbacks: dict, transpose: float | None) -> dict:
+    """``callbacks`` with one :class:`TransposeCallback` at ``on_pretrain_routine_start`` when
+    ``transpose`` is given (a DDP worker passes None and keeps the one it received)."""
+    if transpose is not None:
+        kept = [
+            cb
+            for cb in callbacks.get("on_pretrain_routine_start", [])
+            if not isinstance(cb, TransposeCallback)
+        ]
+        callbacks["on_pretrain_routine_start"] = kept + [TransposeCallback(transpose)]
+    return callbacks
 
 
 def set_ema_classes_from_bank(trainer: Any) -> None:
@@ -196,6 +229,15 @@ class _OfflineMixin:
             if not is_integration_callback(cb):
                 cb(self)
 
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        """ultralytics' dataset; in training, plus :class:`RandomTranspose` when ``transpose`` > 0."""
+        from defectkit.finetune.yolo_augment import add_transpose
+
+        dataset = super().build_dataset(img_path, mode, batch)
+        if mode == "train":
+            add_transpose(dataset, getattr(self, "transpose", 0.0))
+        return dataset
+
     def get_validator(self):
         validator = super().get_validator()
         strip_integration_callbacks(validator)
@@ -207,20 +249,30 @@ class _OfflineMixin:
 
 
 class OfflineDetectionTrainer(_OfflineMixin, DetectionTrainer):
-    """Closed-set ultralytics detector trainer (the plain YOLO baseline), offline."""
+    """Closed-set ultralytics detector trainer (the plain YOLO baseline), offline; ``transpose`` as
+    in :class:`TextFileWorldTrainer`."""
 
     def __init__(
-        self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None
+        self,
+        cfg=DEFAULT_CFG,
+        overrides: dict | None = None,
+        _callbacks: dict | None = None,
+        transpose: float | None = None,
     ) -> None:
+        cbs = ul_callbacks.get_default_callbacks()
+        for event, fns in (_callbacks or {}).items():
+            cbs[event] = list(fns)
         with offline_guards(), keep_torch_threads():  # train on every core the caller allowed
-            super().__init__(cfg, overrides, _callbacks)
+            super().__init__(cfg, overrides, _with_transpose(cbs, transpose))
         self._finish_init()
 
 
 class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
     """``WorldTrainer`` whose text features come from a :class:`TextEmbeddings`, never from CLIP.
 
-    ``text_embeddings`` is required for a new trainer; DDP workers get it back from the callbacks.
+    ``text_embeddings`` is required for a new trainer; DDP workers get it back from the callbacks,
+    as they get ``transpose`` (probability of :class:`~defectkit.finetune.yolo_augment.RandomTranspose`
+    in training; None keeps what the callbacks carry, 0 when they carry nothing).
     """
 
     def __init__(
@@ -230,10 +282,12 @@ class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
         _callbacks: dict | None = None,
         text_embeddings: TextEmbeddings | None = None,
         text_embeddings_source: str = "text embeddings file",
+        transpose: float | None = None,
     ) -> None:
         cbs = ul_callbacks.get_default_callbacks()
         for event, fns in (_callbacks or {}).items():
             cbs[event] = list(fns)
+        _with_transpose(cbs, transpose)
         if text_embeddings is not None:
             cbs["on_pretrain_routine_start"] = [
                 cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, TextBankCallback)

@@ -24,13 +24,26 @@ class DemoConfig:
     seed: int = 0
 
 
+#: yolov8n-worldv2 from scratch on a CPU (benchmarks/yolo_world_bench.py measures it): batch 8 with
+#: ultralytics' nominal batch ``nbs`` 8, so every batch is an optimiser step (the default nbs 64
+#: accumulates 8 batches: ~1 step per epoch on 60 images, and nothing is learned in a few minutes),
+#: and all 8 right-angle rotations / mirrors (transpose + both flips) of objects seen from above
+YOLO_RECIPE = {
+    "model": "yolov8n-worldv2.yaml",
+    "batch": 8,
+    "workers": 0,
+    "device": "cpu",
+    "transpose": 0.5,
+    "overrides": {"nbs": 8, "flipud": 0.5},
+}
+
+
 def demo_pipeline(config: DemoConfig) -> PipelineConfig:
     """The demo's settings: every model small enough for a CPU, big enough to visibly learn."""
     s = config.seed
     if config.fast:
         synth = {"n_train": 30, "n_test_good": 10, "n_test_per_defect": 10, "size": 128, "seed": s}
-        yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 2, "imgsz": 128, "batch": 16, "workers": 0,
-                "device": "cpu", "seed": s}
+        yolo = {**YOLO_RECIPE, "epochs": 2, "imgsz": 128, "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 25, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
         clf = {"arch": "resnet18", "weights": "none", "epochs": 8, "image_size": 64, "loss": "weighted-ce",
@@ -38,8 +51,7 @@ def demo_pipeline(config: DemoConfig) -> PipelineConfig:
         ae = {"epochs": 8, "image_size": 128, "device": "cpu", "seed": s}
     else:
         synth = {"n_train": 60, "n_test_good": 20, "n_test_per_defect": 20, "size": 256, "seed": s}
-        yolo = {"model": "yolov8n-worldv2.yaml", "epochs": 20, "imgsz": 256, "batch": 16, "workers": 0,
-                "device": "cpu", "seed": s}
+        yolo = {**YOLO_RECIPE, "epochs": 80, "imgsz": 256, "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 60, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
         clf = {"arch": "resnet18", "weights": "none", "epochs": 40, "image_size": 64, "loss": "weighted-ce",

@@ -52,22 +52,12 @@ def load_detector(
     device: str | None = None,
 ) -> Detector:
     """Load an ultralytics detector checkpoint offline; InputError/MissingWeightsError naming the file."""
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world_predict import load_detector
 
     path = Path(weights)
     if not path.is_file():
         raise MissingWeightsError(f"{path}: --detector weights file not found")
-    import_ultralytics()
-    from ultralytics import YOLO
-
-    try:
-        model = YOLO(str(path), task="detect")
-    except Exception as exc:  # ultralytics raises many types for non-checkpoints
-        raise InputError(
-            f"{path}: cannot load as an ultralytics detector ({type(exc).__name__}: {exc})"
-        ) from exc
-    if getattr(model, "task", "detect") != "detect":
-        raise InputError(f"{path}: a {model.task} model, not a detector")
+    model = load_detector(path)
     names = tuple(str(model.names[i]) for i in sorted(model.names))
     if text_embeddings is not None:
         _apply_text_embeddings(model, names, text_embeddings)

@@ -233,7 +233,12 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
     import torch.nn.functional as F
 
     from defectkit.finetune.image_data import load_manifest
-    from defectkit.finetune.image_predict import score_splits, write_anomaly_map, write_predictions
+    from defectkit.finetune.image_predict import (
+        prediction_meta,
+        score_splits,
+        write_anomaly_map,
+        write_predictions,
+    )
 
     model, ckpt = load_autoencoder(config.weights)
     spec = ckpt["model_spec"]
@@ -262,20 +267,12 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
         on_batch=save_maps if config.save_maps else None,
     )
     threshold = float(ckpt["threshold"])
-    meta = {
-        "model": "AutoEncoder" + ("" if spec["loss"] == "l2" else f" ({spec['loss']})"),
-        "kind": KIND,
-        "weights": str(Path(config.weights).resolve()),
-        "splits": list(config.splits),
-        "config": {
-            **config_to_dict(config),
-            "split": str(split_path),
-            "threshold": threshold,
-            "threshold_method": ckpt["threshold_method"],
-            "epoch": ckpt["epoch"],
-            "score": f"{spec['reduction']} of the smoothed reconstruction-error map",
-            "model_spec": spec,
-            "train_config": ckpt["config"],
-        },
-    }
+    meta = prediction_meta(
+        "AutoEncoder" + ("" if spec["loss"] == "l2" else f" ({spec['loss']})"),
+        KIND,
+        config,
+        ckpt,
+        split_path,
+        f"{spec['reduction']} of the smoothed reconstruction-error map",
+    )
     return write_predictions(config.output, entries, scores, threshold, meta)

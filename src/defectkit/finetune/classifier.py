@@ -178,7 +178,7 @@ def load_classifier(weights: str | Path) -> tuple[torch.nn.Module, dict[str, Any
 def predict_classifier(config: ImagePredictConfig) -> Path:
     """Score the requested splits and write image_scores.csv + prediction_meta.json."""
     from defectkit.finetune.image_data import load_manifest
-    from defectkit.finetune.image_predict import score_splits, write_predictions
+    from defectkit.finetune.image_predict import prediction_meta, score_splits, write_predictions
 
     model, ckpt = load_classifier(config.weights)
     spec = ckpt["model_spec"]
@@ -202,22 +202,7 @@ def predict_classifier(config: ImagePredictConfig) -> Path:
         score_fn=defect_score,
     )
     threshold = float(ckpt["threshold"])
-    meta = {
-        "model": display_name(spec, ckpt["config"]),
-        "kind": KIND,
-        "weights": str(Path(config.weights).resolve()),
-        "splits": list(config.splits),
-        "config": {
-            **config_to_dict(config),
-            "split": str(split_path),
-            "threshold": threshold,
-            "threshold_method": ckpt["threshold_method"],
-            "epoch": ckpt["epoch"],
-            "score": "1 - p(good)",
-            "model_spec": spec,
-            "train_config": ckpt["config"],
-        },
-    }
+    meta = prediction_meta(display_name(spec, ckpt["config"]), KIND, config, ckpt, split_path, "1 - p(good)")
     if ckpt.get("split_fingerprint") != manifest.fingerprint:
         log.warning("%s: not the manifest the model was trained with (fingerprint differs)", split_path)
     return write_predictions(config.output, entries, scores, threshold, meta)

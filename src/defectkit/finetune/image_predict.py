@@ -35,6 +35,32 @@ def format_scores_csv(entries: Sequence[SplitEntry], scores: Sequence[float], th
     return buf.getvalue()
 
 
+def prediction_meta(
+    model_name: str, kind: str, config: Any, ckpt: dict[str, Any], split_path: str | os.PathLike, score: str
+) -> dict[str, Any]:
+    """``prediction_meta.json`` of an image-level model: display name, kind, weights, splits, and
+    the predict config with the checkpoint's threshold, epoch, model spec and training config.
+    ``config``: the ``ImagePredictConfig``; ``score``: how the image score is made, in words."""
+    from defectkit.finetune.common import config_to_dict
+
+    return {
+        "model": model_name,
+        "kind": kind,
+        "weights": str(Path(config.weights).resolve()),
+        "splits": list(config.splits),
+        "config": {
+            **config_to_dict(config),
+            "split": str(split_path),
+            "threshold": float(ckpt["threshold"]),
+            "threshold_method": ckpt["threshold_method"],
+            "epoch": ckpt["epoch"],
+            "score": score,
+            "model_spec": ckpt["model_spec"],
+            "train_config": ckpt["config"],
+        },
+    }
+
+
 def write_predictions(
     out_dir: str | os.PathLike,
     entries: Sequence[SplitEntry],

@@ -130,7 +130,9 @@ def label_categories(labels: Path, splits: Sequence[str]) -> list[dict[str, Any]
     return None
 
 
-def _load_model(weights: Path, device: str | None):
+def load_detector(weights: Path):
+    """An ultralytics ``YOLO`` detector (YOLO-World or closed-set) from ``weights``, loaded offline;
+    InputError naming the file when it is not a detector checkpoint."""
     from defectkit.finetune.yolo_world_env import import_ultralytics
 
     import_ultralytics()
@@ -194,7 +196,7 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
     entries = [e for e in manifest.entries if e.split in config.splits]
     if not entries:
         raise InputError(f"{config.split}: no images in splits {list(config.splits)}")
-    model = _load_model(weights, config.device)
+    model = load_detector(weights)
     _check_categories(model, cats, Path(config.labels))
     train_args = getattr(model, "ckpt", {}).get("train_args", {}) if getattr(model, "ckpt", None) else {}
     imgsz = int(config.imgsz or train_args.get("imgsz") or 640)

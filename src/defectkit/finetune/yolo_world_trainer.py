@@ -178,17 +178,17 @@ class TransposeCallback:
         trainer.transpose = self.p
 
 
-def _with_transpose(callbacks: dict, transpose: float | None) -> dict:
-    """``callbacks`` with one :class:`TransposeCallback` at ``on_pretrain_routine_start`` when
-    ``transpose`` is given (a DDP worker passes None and keeps the one it received)."""
+def _callbacks_with_transpose(callbacks: dict | None, transpose: float | None) -> dict:
+    """ultralytics' default callbacks, replaced per event by ``callbacks``, with one
+    :class:`TransposeCallback` at ``on_pretrain_routine_start`` when ``transpose`` is given (a DDP
+    worker passes None and keeps the one it received)."""
+    cbs = ul_callbacks.get_default_callbacks()
+    for event, fns in (callbacks or {}).items():
+        cbs[event] = list(fns)
     if transpose is not None:
-        kept = [
-            cb
-            for cb in callbacks.get("on_pretrain_routine_start", [])
-            if not isinstance(cb, TransposeCallback)
-        ]
-        callbacks["on_pretrain_routine_start"] = kept + [TransposeCallback(transpose)]
-    return callbacks
+        kept = [cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, TransposeCallback)]
+        cbs["on_pretrain_routine_start"] = kept + [TransposeCallback(transpose)]
+    return cbs
 
 
 def set_ema_classes_from_bank(trainer: Any) -> None:
@@ -259,11 +259,9 @@ class OfflineDetectionTrainer(_OfflineMixin, DetectionTrainer):
         _callbacks: dict | None = None,
         transpose: float | None = None,
     ) -> None:
-        cbs = ul_callbacks.get_default_callbacks()
-        for event, fns in (_callbacks or {}).items():
-            cbs[event] = list(fns)
+        cbs = _callbacks_with_transpose(_callbacks, transpose)
         with offline_guards(), keep_torch_threads():  # train on every core the caller allowed
-            super().__init__(cfg, overrides, _with_transpose(cbs, transpose))
+            super().__init__(cfg, overrides, cbs)
         self._finish_init()
 
 
@@ -284,10 +282,7 @@ class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
         text_embeddings_source: str = "text embeddings file",
         transpose: float | None = None,
     ) -> None:
-        cbs = ul_callbacks.get_default_callbacks()
-        for event, fns in (_callbacks or {}).items():
-            cbs[event] = list(fns)
-        _with_transpose(cbs, transpose)
+        cbs = _callbacks_with_transpose(_callbacks, transpose)
         if text_embeddings is not None:
             cbs["on_pretrain_routine_start"] = [
                 cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, TextBankCallback)

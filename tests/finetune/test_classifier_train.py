@@ -17,14 +17,7 @@ from defectkit.errors import DefectkitError, InputError, MissingWeightsError
 from defectkit.finetune.common import load_checkpoint
 from defectkit.finetune.image_config import ClassifierConfig, ImagePredictConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small CPU-bound tests run faster on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 def _config(split: Path, out: Path, **kw) -> ClassifierConfig:

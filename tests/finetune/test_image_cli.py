@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from defectkit.errors import InputError
 
@@ -18,12 +17,7 @@ HOMEWORK = sorted(CONFIGS.glob("homework_*.yaml"))
 TINY = ("--image-size", "32", "--batch-size", "4", "--device", "cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 def _resolve(*argv: str):

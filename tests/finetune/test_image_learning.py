@@ -17,15 +17,7 @@ from defectkit.finetune.image_metrics import image_metrics
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small CPU-bound tests run faster on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 def _write_easy(root: Path, n_good: int = 24, n_spot: int = 16, seed: int = 0) -> Path:

@@ -75,6 +75,17 @@ def test_bad_config_files_name_file_and_option(tmp_path: Path) -> None:
         _resolve("classifier", "-o", "r")
 
 
+def _other_split(tmp_path: Path) -> Path:
+    """A split manifest over other data (the tiny dataset's settings, another seed)."""
+    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.split import SplitConfig, make_split
+    from defectkit.datasets.synth import SynthConfig, generate_synthetic
+
+    config = SynthConfig(category="bottle", n_train=8, n_test_good=4, n_test_per_defect=4, size=64, seed=1)
+    root = generate_synthetic(tmp_path / "other_data", config)
+    return make_split(scan_mvtec(root), SplitConfig(defects_to_train=1, seed=0)).save(tmp_path / "other.json")
+
+
 def test_classifier_commands_end_to_end(run_cli, tiny_split: Path, tmp_path: Path) -> None:
     run = tmp_path / "resnet"
     code, out, err = run_cli(
@@ -118,9 +129,16 @@ def test_classifier_commands_end_to_end(run_cli, tiny_split: Path, tmp_path: Pat
         "test",
     )
     assert code == 0, err
+    assert "fingerprint differs" not in err
     rows = list(csv.DictReader((run / "predictions" / "image_scores.csv").read_text().splitlines()))
     assert rows and {r["split"] for r in rows} == {"test"}
     assert json.loads((run / "predictions" / "prediction_meta.json").read_text())["splits"] == ["test"]
+    other = _other_split(tmp_path)
+    code, _, err = run_cli(
+        "predict", "classifier", "--weights", run / "best.pt", "--split", other, "-o", run / "other"
+    )
+    assert code == 0, err
+    assert f"{other}: not the manifest the model was trained with (fingerprint differs)" in err
 
 
 def test_autoencoder_commands_end_to_end(run_cli, tiny_split: Path, tmp_path: Path) -> None:
@@ -149,6 +167,21 @@ def test_autoencoder_commands_end_to_end(run_cli, tiny_split: Path, tmp_path: Pa
     assert (saved["epochs"], saved["loss"], saved["lr"]) == (2, "l2+ssim", 1e-3)
     code, _, err = run_cli("predict", "autoencoder", "--weights", run / "best.pt", "-o", run / "pred")
     assert code == 0, err
+    assert "fingerprint differs" not in err  # the split recorded in the checkpoint
+    other = _other_split(tmp_path)
+    code, _, err = run_cli(
+        "predict",
+        "autoencoder",
+        "--weights",
+        run / "best.pt",
+        "--split",
+        other,
+        "-o",
+        run / "other",
+        "--no-maps",
+    )
+    assert code == 0, err
+    assert f"{other}: not the manifest the model was trained with (fingerprint differs)" in err
     meta = json.loads((run / "pred" / "prediction_meta.json").read_text())
     assert meta["kind"] == "anomaly" and np.isfinite(meta["config"]["threshold"])
     amap = np.load(next((run / "pred" / "anomaly_maps").glob("test_*.npy")))

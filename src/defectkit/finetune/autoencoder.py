@@ -236,6 +236,7 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
     from defectkit.finetune.image_predict import (
         prediction_meta,
         score_splits,
+        warn_if_other_split,
         write_anomaly_map,
         write_predictions,
     )
@@ -275,4 +276,5 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
         split_path,
         f"{spec['reduction']} of the smoothed reconstruction-error map",
     )
+    warn_if_other_split(ckpt, manifest.fingerprint, split_path)
     return write_predictions(config.output, entries, scores, threshold, meta)

@@ -178,7 +178,12 @@ def load_classifier(weights: str | Path) -> tuple[torch.nn.Module, dict[str, Any
 def predict_classifier(config: ImagePredictConfig) -> Path:
     """Score the requested splits and write image_scores.csv + prediction_meta.json."""
     from defectkit.finetune.image_data import load_manifest
-    from defectkit.finetune.image_predict import prediction_meta, score_splits, write_predictions
+    from defectkit.finetune.image_predict import (
+        prediction_meta,
+        score_splits,
+        warn_if_other_split,
+        write_predictions,
+    )
 
     model, ckpt = load_classifier(config.weights)
     spec = ckpt["model_spec"]
@@ -203,6 +208,5 @@ def predict_classifier(config: ImagePredictConfig) -> Path:
     )
     threshold = float(ckpt["threshold"])
     meta = prediction_meta(display_name(spec, ckpt["config"]), KIND, config, ckpt, split_path, "1 - p(good)")
-    if ckpt.get("split_fingerprint") != manifest.fingerprint:
-        log.warning("%s: not the manifest the model was trained with (fingerprint differs)", split_path)
+    warn_if_other_split(ckpt, manifest.fingerprint, split_path)
     return write_predictions(config.output, entries, scores, threshold, meta)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,20 @@ from defectkit.datasets.split import SplitEntry
 from defectkit.fileio import atomic_open, atomic_write_json, atomic_write_text, ensure_dir
 
 SCORE_COLUMNS = ("image", "split", "defect_type", "label", "score", "pred")
+
+
+log = logging.getLogger(__name__)
+
+
+def warn_if_other_split(ckpt: dict, fingerprint: str, split_path: str | os.PathLike) -> bool:
+    """Warn (and return True) when the split manifest at ``split_path`` lists other data than the
+    one the checkpoint was trained with: its ``fingerprint`` (over the listed files and their
+    contents) differs. Predicting on it is allowed (new images, another category); a split of the
+    same files with other assignments has the same fingerprint."""
+    if ckpt.get("split_fingerprint") == fingerprint:
+        return False
+    log.warning("%s: not the manifest the model was trained with (fingerprint differs)", split_path)
+    return True
 
 
 def format_scores_csv(entries: Sequence[SplitEntry], scores: Sequence[float], threshold: float) -> str:

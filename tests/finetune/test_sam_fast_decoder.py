@@ -9,6 +9,7 @@ import torch
 from sam_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from defectkit.finetune import sam_engine
+from defectkit.finetune import sam_fast_decoder as fd
 from defectkit.finetune.sam_data import SamSample
 from defectkit.finetune.sam_fast_decoder import fast_decoder_supported, fast_mask_decoder
 from defectkit.finetune.sam_model import build_sam_model
@@ -67,8 +68,9 @@ def _run(sam, mode, n, *, fast, multimask=False, points=False, mask_prompt=False
     return logits.detach(), iou.detach(), grads, emb.grad
 
 
-def _assert_close(fast, ref, what):
-    scale = max(float(ref.abs().max()), 1e-3)
+def _assert_close(fast, ref, what, floor=1e-3):
+    fast, ref = fast.detach(), ref.detach()
+    scale = max(float(ref.abs().max()), floor)
     err = float((fast - ref).abs().max())
     assert err <= 1e-4 * scale, f"{what}: max abs diff {err:.3g} (scale {scale:.3g})"
 
@@ -109,6 +111,75 @@ def test_fast_decoder_matches_the_library_forward_and_gradients(model, mode, n, 
         _assert_close(emb, ref_emb, "embedding grad")
     else:
         assert emb is None and ref_emb is None
+
+
+def _grads(out, inputs, seed):
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
+    return torch.autograd.grad((out * weights).sum(), inputs)
+
+
+@pytest.mark.parametrize("through_inputs", [True, False])
+@pytest.mark.parametrize("n,shared", [(1, False), (2, True), (3, False)])
+def test_cross_attention_through_the_inputs_equals_segment_anythings(monkeypatch, through_inputs, n, shared):
+    # both directions of the decoder's cross-attention (width 256, 8 heads, ci 128), computed through
+    # the C-wide inputs or through the projections, with image tokens shared by the prompts or not:
+    # the values and the gradients of the library's Attention.forward
+    from segment_anything.modeling.transformer import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(256, 8, downsample_rate=2)
+    monkeypatch.setattr(fd, "_through_inputs", lambda a, rows: through_inputs)
+    tokens = torch.randn(n, 7, 256, requires_grad=True)
+    image = torch.randn(1 if shared else n, 64, 256, requires_grad=True)
+    pe = torch.randn(1, 64, 256)
+    inputs = (tokens, image, *attn.parameters())
+    k_img, full = image + pe, (image + pe).expand(n, -1, -1)
+
+    names = ("tokens", "image", *dict(attn.named_parameters()))
+    for what, got, ref in (
+        (
+            "token to image",
+            fd._token_to_image(attn, tokens, k_img, image),
+            attn(q=tokens, k=full, v=image.expand(n, -1, -1)),
+        ),
+        (
+            "image to token",
+            fd._image_to_token(attn, k_img, tokens, tokens, residual=image),
+            image + attn(q=full, k=tokens, v=tokens),
+        ),
+    ):
+        _assert_close(got, ref, what)
+        grads, ref_grads = _grads(got, inputs, 1), _grads(ref, inputs, 1)
+        # k_proj's bias moves every score of a softmax row alike: its gradient is zero up to rounding
+        floor = max(float(r.abs().max()) for r in ref_grads)
+        for g, r, name in zip(grads, ref_grads, names, strict=True):
+            _assert_close(
+                g, r, f"{what}, grad of {name}", floor=1e-2 * floor if name == "k_proj.bias" else 1e-3
+            )
+
+
+def test_cross_attention_goes_through_the_inputs_when_that_is_cheaper():
+    from segment_anything.modeling.transformer import Attention
+
+    vit = Attention(256, 8, downsample_rate=2)  # vit_b/l/h decoder: 8 heads, ci 128
+    assert fd._through_inputs(vit, 7)  # one box prompt: 5 output tokens + 2 corners, 56 rows < 128
+    assert fd._through_inputs(vit, 14)  # two prompts on one image's tokens: 112 < 128
+    assert not fd._through_inputs(vit, 21)  # three: projecting the 4096 image tokens once is cheaper
+    tiny = Attention(64, 4, downsample_rate=2)  # ci 32
+    assert fd._through_inputs(tiny, 7) and not fd._through_inputs(tiny, 9)
+
+
+def test_dense_pe_is_computed_once_per_state_of_the_fourier_matrix():
+    sam = build_sam_model("tiny")
+    pe = sam.prompt_encoder
+    first = sam_engine.dense_pe(pe)
+    assert torch.equal(first, pe.get_dense_pe()) and sam_engine.dense_pe(pe) is first
+    state = pe.state_dict()
+    state["pe_layer.positional_encoding_gaussian_matrix"] *= 2  # e.g. a checkpoint loaded in place
+    pe.load_state_dict(state)
+    again = sam_engine.dense_pe(pe)
+    assert again is not first and torch.equal(again, pe.get_dense_pe())
+    assert not torch.equal(again, first)
 
 
 def test_fast_decoder_handles_per_prompt_dense_embeddings():

@@ -92,6 +92,23 @@ def test_cache_runs_encoder_once_per_image_across_epochs_and_runs(coco, tmp_path
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == n_images
 
 
+def test_cache_returns_the_stored_fp16_embedding_laid_out_as_tokens(tmp_path):
+    from defectkit.finetune.sam_cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache", model_type="tiny", encoder_hash="h", image_size=256)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"any bytes: the key hashes the file")
+    emb, calls = torch.randn(8, 4, 5), []
+    first = cache.get_or_encode(image, lambda: calls.append(1) or emb)
+    second = cache.get_or_encode(image, lambda: calls.append(1) or emb)
+    assert calls == [1] and (cache.misses, cache.hits) == (1, 1)
+    for got in (first, second):
+        assert got.dtype == torch.float32 and got.shape == (8, 4, 5)
+        assert torch.equal(got, emb.half().float())  # the fp16 values, exactly
+        # the decoder reads 1 x HW x C tokens: a view, no copy
+        assert got.unsqueeze(0).flatten(2).transpose(1, 2).is_contiguous()
+
+
 def test_resume_continues_exactly(coco, tmp_path, monkeypatch):
     straight = _cfg(coco, tmp_path, epochs=3, output=str(tmp_path / "a"))
     train_sam(straight)

@@ -39,7 +39,9 @@ class EmbeddingCache:
     """Embeddings under ``root``, one ``.npy`` per key. Counts ``hits`` and ``misses`` (encoder calls).
 
     ``encode_fn(sample) -> CxHxW float tensor`` is supplied by the caller; :meth:`get_or_encode`
-    returns a float32 CPU tensor built from the memory-mapped fp16 file.
+    returns a CxHxW float32 CPU tensor built from the memory-mapped fp16 file, laid out channels-last
+    (strides ``(1, W*C, C)``): the mask decoder reads the embedding as HW tokens of C channels, and
+    transposing the fp16 file once here is cheaper than transposing fp32 in every decoder call.
     """
 
     def __init__(
@@ -98,7 +100,9 @@ class EmbeddingCache:
             arr = self.load(key)
         else:
             self.hits += 1
-        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
+        c, h, w = arr.shape
+        tokens = np.ascontiguousarray(np.asarray(arr).reshape(c, h * w).T)  # HW x C fp16, a copy
+        return torch.from_numpy(tokens).float().view(h, w, c).permute(2, 0, 1)
 
     def nbytes(self) -> int:
         """Bytes on disk of every cache entry under ``root``."""

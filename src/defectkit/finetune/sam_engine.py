@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,29 @@ def to_input_coords(xy: np.ndarray, height: int, width: int, image_size: int) ->
     return out
 
 
+_DENSE_PE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def dense_pe(prompt_encoder):
+    """``prompt_encoder.get_dense_pe()`` (1 x C x h x w), recomputed only when its input changes.
+
+    The positional encoding depends only on the prompt encoder's random Fourier matrix (a buffer no
+    training touches) and the embedding size, yet ``get_dense_pe`` rebuilds it (a 64x64 grid
+    through sin and cos) on every call: ~2 % of a vit_b decoder training step on a CPU. It is
+    computed in float32 also under autocast (the library's would be float16 on CUDA).
+    """
+    import torch
+
+    gauss = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    # bumped by any in-place write (e.g. load_state_dict); a move to another device changes the pointer
+    key = (gauss.data_ptr(), gauss._version, gauss.device, tuple(prompt_encoder.image_embedding_size))
+    hit = _DENSE_PE.get(prompt_encoder)
+    if hit is None or hit[0] != key:
+        with torch.no_grad(), torch.autocast(gauss.device.type, enabled=False):  # float32 under AMP too
+            hit = _DENSE_PE[prompt_encoder] = (key, prompt_encoder.get_dense_pe())
+    return hit[1]
+
+
 def decode(sam, embedding, boxes_input, points=None, multimask: bool = False, fast: bool = True):
     """Run SAM's prompt encoder and mask decoder for N prompts on one image.
 
@@ -58,13 +82,13 @@ def decode(sam, embedding, boxes_input, points=None, multimask: bool = False, fa
     optional (Nx P x2 coords in the input frame, NxP labels). Returns (low-res logits NxKxLxL,
     predicted IoU NxK) with K = 3 when ``multimask`` else 1 and L = 4 x embedding side.
     ``fast``: use :func:`~defectkit.finetune.sam_fast_decoder.fast_mask_decoder` (same results;
-    a vit_b training step on one CPU thread takes ~1.5x less CPU with one box, ~1.9x with three)
+    a vit_b training step on one CPU thread takes ~2x less CPU with one box, ~2.4x with three)
     when the decoder has the standard structure; else (or ``fast=False``) ``MaskDecoder.forward``.
     """
     from defectkit.finetune.sam_fast_decoder import fast_decoder_supported, fast_mask_decoder
 
     sparse, dense = sam.prompt_encoder(points=points, boxes=boxes_input, masks=None)
-    image_pe = sam.prompt_encoder.get_dense_pe()
+    image_pe = dense_pe(sam.prompt_encoder)
     if fast and embedding.shape[0] == 1 and fast_decoder_supported(sam.mask_decoder):
         return fast_mask_decoder(sam.mask_decoder, embedding, image_pe, sparse, dense, multimask)
     return sam.mask_decoder(

@@ -1,23 +1,28 @@
 """A faster forward pass of segment-anything's ``MaskDecoder`` for training on cached embeddings.
 
 Same modules, same parameters, same mathematics as ``MaskDecoder.forward`` (outputs and gradients
-agree to float32 rounding; tests compare both); only the memory layout and the kernels differ.
-Measured per op on one CPU thread (``benchmarks/sam_bench.py --part decoder_ops``: vit_b decoder,
-forward, loss and backward; one box 275 ms CPU with the library's pass, 174 ms with this one;
-three boxes 895 -> 464 ms), the library's pass spends ~35% of its time outside matrix products
-and convolutions, mostly on strided memory, and repeats per prompt work that is the same for
-every prompt of an image. Here:
+agree to float32 rounding; tests compare both); the order of the products, the memory layout and
+the kernels differ. Measured per op on one CPU thread (``benchmarks/sam_bench.py --part
+decoder_ops``: vit_b decoder, forward, loss and backward; one box ~270 ms CPU with the library's
+pass, ~130 ms with this one; three boxes ~950 -> ~390 ms). Here:
 
+- cross-attention between the few prompt tokens (T = 7 for a box: 5 output tokens, 2 corners) and
+  the 4096 image tokens goes *through the inputs* when that is cheaper (:func:`_through_inputs`):
+  the projections of the image side fold into the prompt side (scores = (q W_k) . x, values =
+  (probs . x) W_v^T, and image-to-token's output projection into its values), so each of the
+  3 cross-attentions costs P x C x (heads x T) multiply-adds per direction instead of P x C x ci for
+  every projection of the image tokens: 56 instead of 128 per image token and product for vit_b;
 - image tokens stay ``B x HW x C`` contiguous throughout (the library permutes ``BxCxHxW``, so every
   add, layer norm and projection of the 4096x256 tokens runs on strided memory and copies);
-- token-to-image attention uses ``F.scaled_dot_product_attention`` (one fused kernel); image-to-
-  token attention (4096 queries, 7 keys) lays its scores out keys x queries, so the softmax over
-  the 7 keys runs along contiguous memory;
-- the first block's image-side projections run once per image, not once per prompt: the image
-  tokens are the same for every prompt of an image until that block's image-to-token update;
+  the embedding cache hands out embeddings already laid out that way;
+- image-to-token attention (4096 queries, 7 keys) lays its scores out keys x queries, so the
+  softmax over the 7 keys runs along contiguous memory; its residual add rides on the product;
+- with more prompts on one image than folding pays for, the first block's image-side projections
+  run once per image (fused attention), not once per prompt;
 - the output upscaling (two 2x2 stride-2 transposed convolutions, LayerNorm2d, GELU) runs as two
-  matrix products on the token layout with ``F.layer_norm`` over channels, and the pixels are
-  reordered once, on the mask logits instead of the 32 feature channels.
+  matrix products on the token layout with ``F.layer_norm`` over channels, the pixels are
+  reordered once, on the mask logits instead of the 32 feature channels, and the gradient of the
+  single-mask product is a broadcast multiply instead of an outer-product matmul.
 
 :func:`fast_decoder_supported` says whether a decoder has the structure this relies on
 (segment-anything's own ``MaskDecoder`` / ``TwoWayTransformer`` with 2x2 stride-2 upscaling);
@@ -25,6 +30,8 @@ callers fall back to ``MaskDecoder.forward`` otherwise.
 """
 
 from __future__ import annotations
+
+import functools
 
 
 def fast_decoder_supported(decoder) -> bool:
@@ -90,38 +97,101 @@ def _block(layer, queries, keys, query_pe, key_pe):
         q = queries + query_pe
         queries = queries + layer.self_attn(q=q, k=q, v=queries)
     queries = layer.norm1(queries)
-    t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
     k = keys + key_pe
-    t = queries + query_pe
-    queries = layer.norm2(queries + _attend(t2i, t2i.q_proj(t), t2i.k_proj(k), t2i.v_proj(keys)))
+    t2i = _token_to_image(layer.cross_attn_token_to_image, queries + query_pe, k, keys)
+    queries = layer.norm2(queries + t2i)
     queries = layer.norm3(queries + layer.mlp(queries))
-    t = queries + query_pe
-    attn_out = _attend_image_to_token(i2t, i2t.q_proj(k), i2t.k_proj(t), i2t.v_proj(queries))
-    return queries, layer.norm4(keys + attn_out)
+    keys = _image_to_token(layer.cross_attn_image_to_token, k, queries + query_pe, queries, residual=keys)
+    return queries, layer.norm4(keys)
 
 
-def _attend_image_to_token(attn, q, k, v):
-    """:func:`_attend` for many queries (image tokens) and few keys (prompt tokens).
+def _through_inputs(attn, rows: int) -> bool:
+    """Whether attention between ``rows`` prompt tokens (all prompts that share one image-token set)
+    and the image tokens is cheaper through the C-wide image tokens than through their projections.
 
-    The scores are laid out keys x queries so that the softmax runs over the short key axis with
-    the long query axis contiguous (a softmax over a last axis of 7 is ~20x slower per element).
-    q: (1 or B) x P x Ci, k and v: B x T x Ci. Returns B x P x C.
+    Projecting P image tokens costs P x C x ci multiply-adds per projection, whatever the number of
+    prompt tokens; folding the projection into the prompt side instead (scores = (q W_k) . x,
+    values = (probs . x) W_v^T) costs P x C per head and prompt token: cheaper when
+    rows x heads < ci (vit_b's cross-attention: 8 heads x 7 tokens = 56 < 128, for one or two prompts).
+    """
+    return rows * attn.num_heads < attn.internal_dim
+
+
+def _head_weights(linear, heads: int):
+    """A ``Linear(C -> ci)`` as per-head views: weight heads x d x C, bias heads x d x 1."""
+    ci, c = linear.weight.shape
+    return linear.weight.view(heads, ci // heads, c), linear.bias.view(heads, ci // heads, 1)
+
+
+def _token_to_image(attn, t, k_img, v_img):
+    """``attn(q=t, k=k_img, v=v_img)``: prompt tokens t (B x T x C) attend to image tokens
+    k_img, v_img ((1 or B) x P x C; 1: shared by every prompt). Returns B x T x C.
+
+    Through the inputs (see :func:`_through_inputs`): per head, scores = (q_h W_k,h) . x + q_h . b_k,h
+    and out_h = (probs_h . v_img) W_v,h^T + b_v,h (the probabilities sum to one): the same values
+    as projecting every image token, with P x C x (heads x T) multiply-adds instead of P x C x ci.
     """
     import math
 
-    b, t, ci = k.shape
+    b, n_t, c = t.shape
     h = attn.num_heads
-    d = ci // h
-    qh = q.view(q.shape[0], -1, h, d).permute(0, 2, 3, 1)  # (1|B) x h x d x P
-    kh = k.view(b, t, h, d).transpose(1, 2) * (1.0 / math.sqrt(d))  # B x h x T x d
-    if q.shape[0] == 1 and b > 1:  # shared image tokens: stack the prompts' keys, no broadcast copy
-        scores = (kh.transpose(0, 1).reshape(1, h, b * t, d) @ qh).view(h, b, t, -1).transpose(0, 1)
+    shared = k_img.shape[0] == 1 and b > 1
+    if not _through_inputs(attn, n_t * (b if shared else 1)):
+        return _attention(attn, t, k_img, v_img)
+    wk, bk = _head_weights(attn.k_proj, h)
+    wv, bv = _head_weights(attn.v_proj, h)
+    q = _heads(attn.q_proj(t), h) * (1.0 / math.sqrt(wk.shape[1]))  # B x h x T x d
+    a = (q @ wk).reshape(b, h * n_t, c)  # each head's query seen through k_proj
+    const = (q @ bk).reshape(b, h * n_t, 1)  # k_proj's bias (constant over the image tokens)
+    if shared:  # every prompt's rows in one product with the shared image tokens
+        probs = ((a.reshape(-1, c) @ k_img[0].t()).view(b, h * n_t, -1) + const).softmax(dim=-1)
+        y = probs.reshape(b * h * n_t, -1) @ v_img[0]
     else:
-        scores = kh @ qh  # B x h x T x P
-    probs = scores.softmax(dim=-2)
-    vh = v.view(b, t, h, d).transpose(1, 2)  # B x h x T x d
-    out = probs.transpose(-1, -2) @ vh  # B x h x P x d
-    return attn.out_proj(out.transpose(1, 2).reshape(b, -1, ci))
+        probs = (a @ k_img.transpose(1, 2) + const).softmax(dim=-1)  # B x hT x P
+        y = probs @ v_img
+    out = y.view(b, h, n_t, c) @ wv.transpose(1, 2) + bv.transpose(1, 2)  # B x h x T x d
+    return attn.out_proj(out.transpose(1, 2).reshape(b, n_t, -1))
+
+
+def _image_to_token(attn, q_img, k_tok, v_tok, residual):
+    """``residual + attn(q=q_img, k=k_tok, v=v_tok)``: image tokens q_img ((1 or B) x P x C) attend
+    to prompt tokens k_tok, v_tok (B x T x C); residual: (1 or B) x P x C. Returns B x P x C.
+
+    The scores are laid out B x heads x T x P so that the softmax over the T keys runs with the
+    long P axis contiguous (a softmax over a last axis of 7 is ~20x slower per element). Through
+    the inputs (see :func:`_through_inputs`): scores_h = x . (W_q,h^T k_h) + b_q,h . k_h, and the
+    output projection folds into the values: out = sum_h probs_h^T (v_h W_o,h^T) + b_o.
+    """
+    import math
+
+    import torch
+
+    b, n_t, c = k_tok.shape
+    h, ci = attn.num_heads, attn.internal_dim
+    d = ci // h
+    shared = q_img.shape[0] == 1 and b > 1
+    k = _heads(attn.k_proj(k_tok), h) * (1.0 / math.sqrt(d))  # B x h x T x d
+    if _through_inputs(attn, n_t * (b if shared else 1)):
+        wq, bq = _head_weights(attn.q_proj, h)
+        m = (k @ wq).reshape(-1, c)  # (B h T) x C
+        rows = m @ q_img[0].t() if shared else m.view(b, h * n_t, c) @ q_img.transpose(1, 2)
+        scores = rows.view(b, h, n_t, -1) + k @ bq  # + q_proj's bias . k
+    else:
+        qh = attn.q_proj(q_img)
+        qh = qh.view(qh.shape[0], -1, h, d).permute(0, 2, 3, 1)  # (1|B) x h x d x P
+        if shared:  # stack the prompts' keys, no broadcast copy of the image tokens
+            scores = (k.transpose(0, 1).reshape(1, h, b * n_t, d) @ qh).view(h, b, n_t, -1).transpose(0, 1)
+        else:
+            scores = k @ qh  # B x h x T x P
+    probs = scores.softmax(dim=2)
+    v = _heads(attn.v_proj(v_tok), h)  # B x h x T x d
+    if _through_inputs(attn, n_t):
+        wo = attn.out_proj.weight.view(c, h, d).permute(1, 2, 0)  # h x d x C
+        u = (v @ wo).reshape(b, h * n_t, c)  # each head's values through out_proj
+        base = (residual + attn.out_proj.bias).expand(b, -1, -1)
+        return torch.baddbmm(base, probs.reshape(b, h * n_t, -1).transpose(1, 2), u)
+    out = probs.transpose(-1, -2) @ v  # B x h x P x d
+    return residual + attn.out_proj(out.transpose(1, 2).reshape(b, -1, ci))
 
 
 def _conv_t2x2_as_matmul(x, conv):
@@ -132,6 +202,38 @@ def _conv_t2x2_as_matmul(x, conv):
     cin, cout = conv.weight.shape[:2]
     w = conv.weight.permute(2, 3, 1, 0).reshape(4 * cout, cin)  # (dy, dx, co) x ci
     return F.linear(x, w, conv.bias.repeat(4)).view(*x.shape[:-1], 4, cout)
+
+
+@functools.cache
+def _pixel_product():
+    """An autograd function: ``x @ h.transpose(1, 2)`` for pixel features x (B x N x C) and mask
+    token features h (B x K x C) -> B x N x K, the same values and gradients as the matrix product.
+
+    Its backward computes the input gradient of the usual single mask (K = 1) as a broadcast
+    multiply: as a matrix product with an inner size of 1 (an outer product) it takes several times
+    longer than one pass over the N x C output. Pixels x K, not K x pixels: the gradient into x then
+    arrives contiguous, like x itself.
+    """
+    import torch
+
+    class PixelProduct(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, h):
+            ctx.save_for_backward(x, h)
+            return x @ h.transpose(1, 2)
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, h = ctx.saved_tensors
+            gx = gh = None
+            if ctx.needs_input_grad[0]:
+                hg = h.to(grad.dtype)
+                gx = grad * hg if h.shape[1] == 1 else grad @ hg
+            if ctx.needs_input_grad[1]:
+                gh = grad.transpose(1, 2) @ x.to(grad.dtype)
+            return gx, gh
+
+    return PixelProduct
 
 
 def _upscale_and_predict(decoder, tokens, hyper_in, h: int, w: int):
@@ -147,8 +249,7 @@ def _upscale_and_predict(decoder, tokens, hyper_in, h: int, w: int):
     x = act1(F.layer_norm(x, (x.shape[-1],), ln.weight, ln.bias, ln.eps))  # LayerNorm2d = LN over C1
     x = act2(_conv_t2x2_as_matmul(x, ct2))  # B x hw x 4 x 4 x C2
     b, k = hyper_in.shape[:2]
-    # pixels x K, not K x pixels: the gradient into x then arrives contiguous, like x itself
-    masks = x.view(b, -1, x.shape[-1]) @ hyper_in.transpose(1, 2)  # B x (hw * 16) x K
+    masks = _pixel_product().apply(x.view(b, -1, x.shape[-1]), hyper_in)  # B x (hw * 16) x K
     masks = masks.view(b, h, w, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)  # k i a a2 j b b2
     return masks.reshape(b, k, 4 * h, 4 * w)
 
@@ -181,7 +282,7 @@ def fast_mask_decoder(
     queries = point_embedding
     for layer in t.layers:
         queries, keys = _block(layer, queries, keys, point_embedding, key_pe)
-    attn_out = _attention(t.final_attn_token_to_image, queries + point_embedding, keys + key_pe, keys)
+    attn_out = _token_to_image(t.final_attn_token_to_image, queries + point_embedding, keys + key_pe, keys)
     queries = t.norm_final_attn(queries + attn_out)
     if keys.shape[0] != bsz:  # depth 0: nothing made the keys per prompt
         keys = keys.expand(bsz, -1, -1)

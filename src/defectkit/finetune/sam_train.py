@@ -291,12 +291,23 @@ def _save_epoch(out: Path, sam, run: _RunState, model_type: str, score: float) -
 
 
 def train_sam(cfg: SamTrainConfig) -> dict:
-    """Run the fine-tuning described by ``cfg``; returns a summary dict (best val IoU, encoder calls)."""
+    """Run the fine-tuning described by ``cfg``; returns a summary dict (best val IoU, encoder calls).
+
+    On a CPU it first calls :func:`~defectkit.finetune.common.reuse_freed_memory` (a process-wide
+    malloc setting, ~10 % faster steps)."""
     from defectkit.finetune import sam_engine as eng
-    from defectkit.finetune.common import prepare_run_dir, resolve_device, save_checkpoint, seed_everything
+    from defectkit.finetune.common import (
+        prepare_run_dir,
+        resolve_device,
+        reuse_freed_memory,
+        save_checkpoint,
+        seed_everything,
+    )
     from defectkit.finetune.sam_model import build_sam_model
 
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        reuse_freed_memory()
     out = Path(cfg.output)
     state_path = out / "train_state.pt"
     if cfg.resume and not state_path.is_file():

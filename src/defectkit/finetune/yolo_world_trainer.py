@@ -186,9 +186,14 @@ def _callbacks_with_transpose(callbacks: dict | None, transpose: float | None) -
     for event, fns in (callbacks or {}).items():
         cbs[event] = list(fns)
     if transpose is not None:
-        kept = [cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, TransposeCallback)]
-        cbs["on_pretrain_routine_start"] = kept + [TransposeCallback(transpose)]
+        _carry(cbs, TransposeCallback(transpose))
     return cbs
+
+
+def _carry(cbs: dict, callback: Any) -> None:
+    """Make ``callback`` the one callback of its type at ``on_pretrain_routine_start`` (in place)."""
+    kept = [cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, type(callback))]
+    cbs["on_pretrain_routine_start"] = kept + [callback]
 
 
 def set_ema_classes_from_bank(trainer: Any) -> None:
@@ -284,9 +289,7 @@ class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
     ) -> None:
         cbs = _callbacks_with_transpose(_callbacks, transpose)
         if text_embeddings is not None:
-            cbs["on_pretrain_routine_start"] = [
-                cb for cb in cbs["on_pretrain_routine_start"] if not isinstance(cb, TextBankCallback)
-            ] + [TextBankCallback(text_embeddings)]
+            _carry(cbs, TextBankCallback(text_embeddings))
         hooks = [cb for cb in cbs["on_pretrain_routine_start"] if isinstance(cb, TextBankCallback)]
         if not hooks:
             raise InputError("YOLO-World training needs --text-embeddings FILE (see `defectkit embed-text`)")

@@ -79,6 +79,25 @@ def test_decoder_matches_opencv_on_masks_from_both_writers(seed, h, w, level, st
 
 
 @needs_deflate
+def test_decoder_takes_nearly_every_mask_both_writers_make() -> None:
+    """The property test above allows declining; here the fast path must actually be the one taken."""
+    rng = np.random.default_rng(0)
+    taken = total = 0
+    for seed in range(100):
+        h, w, level, strategy = (
+            int(v) for v in (*rng.integers(1, 71, 2), rng.integers(0, 10), rng.integers(0, 5))
+        )
+        arr = _blobs(seed, h, w)
+        for data in (_png_pil(arr), _png_pil(arr, optimize=True), _png_cv2(arr, level, strategy)):
+            got = decode_gray8(data)
+            total += 1
+            if got is not None:
+                taken += 1
+                assert np.array_equal(got, _reference(data))
+    assert taken >= 0.95 * total, f"decoder declined {total - taken} of {total} masks"
+
+
+@needs_deflate
 @PROPS
 @given(arrays(np.uint8, st.tuples(st.integers(1, 20), st.integers(1, 20))), st.integers(0, 9))
 def test_decoder_matches_opencv_or_declines_on_any_grayscale(arr, level) -> None:

@@ -22,8 +22,26 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_split(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """split.json over ``tiny_dataset``: 1 image per defect type moved to train, val fraction 0.25."""
-    manifest = make_split(scan_mvtec(tiny_dataset), SplitConfig(defects_to_train=1, val_fraction=0.25, seed=0))
+    manifest = make_split(
+        scan_mvtec(tiny_dataset), SplitConfig(defects_to_train=1, val_fraction=0.25, seed=0)
+    )
     return manifest.save(tmp_path_factory.mktemp("tiny_split") / "split.json")
+
+
+@pytest.fixture(scope="session")
+def good_only_labels(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LABELS (coco + yolo) of the default split (no --defects-to-train): no defect image in train."""
+    from defectkit.converters.convert import ConvertConfig, convert_dataset
+
+    base = tmp_path_factory.mktemp("good_only")
+    split = make_split(scan_mvtec(tiny_dataset), SplitConfig(val_fraction=0.25, seed=0)).save(
+        base / "split.json"
+    )
+    formats = ("coco", "yolo")
+    convert_dataset(
+        ConvertConfig(dataset=str(tiny_dataset), split=str(split), output=str(base), formats=formats)
+    )
+    return base
 
 
 @pytest.fixture

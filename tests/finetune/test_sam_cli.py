@@ -125,6 +125,13 @@ def test_finetune_sam_cli_bad_input(run_cli, labels, tmp_path, argv, message):
     assert code == 2 and message in err
 
 
+def test_finetune_sam_cli_says_how_to_put_defects_in_train(run_cli, good_only_labels, tmp_path):
+    coco = good_only_labels / "coco" / "train.json"
+    code, _, err = run_cli("finetune", "sam", "--coco", coco, "-o", tmp_path / "r")
+    assert code == 2 and f"{coco}: no annotated images to train on" in err and "--defects-to-train K" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_predict_sam_gt_boxes(run_cli, labels, weights, tiny_split, tmp_path):
     out = tmp_path / "pred"
     code, stdout, err = run_cli(

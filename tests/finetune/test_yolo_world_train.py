@@ -311,6 +311,31 @@ def test_finetune_bad_input_exit_2(labels, embeddings, run_cli, tmp_path, no_net
     assert not (tmp_path / "run" / "weights").exists()
 
 
+def test_finetune_refuses_a_training_set_without_boxes(good_only_labels, run_cli, tmp_path, no_network):
+    # the default split keeps every defect image in test: a detector would learn background only
+    code, _, err = run_cli(*_train_args(good_only_labels, tmp_path / "run", "--model", "yolov8n.yaml"))
+    labels = good_only_labels / "yolo" / "labels" / "train"
+    assert code == 2 and f"no training image has a labelled defect ({labels}: holds no boxes)" in err
+    assert "--defects-to-train K" in err and not (tmp_path / "run").exists()
+
+
+def test_train_label_dir_follows_ultralytics_images_to_labels_rule(tmp_path):
+    from defectkit.finetune.yolo_world import train_label_dir
+
+    (tmp_path / "ds" / "images" / "train").mkdir(parents=True)
+    data = tmp_path / "data.yaml"
+    for body, want in [
+        ("path: ds\ntrain: images/train\n", tmp_path / "ds" / "labels" / "train"),
+        (f"path: {tmp_path}\ntrain: ds/images/train\n", tmp_path / "ds" / "labels" / "train"),
+        (f"train: {tmp_path / 'ds' / 'images' / 'train'}\n", tmp_path / "ds" / "labels" / "train"),
+        ("path: ds\ntrain: [images/train]\n", None),  # a list: not checked here
+        ("path: ds\ntrain: images/missing\n", None),  # ultralytics reports a missing folder
+        ("train: [unclosed\n", None),  # broken yaml: reported by the names check
+    ]:
+        data.write_text(body)
+        assert train_label_dir(data) == want, body
+
+
 def test_finetune_from_a_world_checkpoint_file(world_run, labels, embeddings, run_cli, tmp_path, no_network):
     weights = world_run / "weights" / "best.pt"  # a .pt is recognised as YOLO-World by its content
     code, _, err = run_cli(*_train_args(labels, tmp_path / "bad", "--model", weights))

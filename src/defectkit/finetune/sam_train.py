@@ -175,7 +175,10 @@ def _load_data(cfg: SamTrainConfig):
 
     train = load_coco_samples(cfg.coco, dataset=cfg.dataset)
     if not train:
-        raise InputError(f"{cfg.coco}: no annotated images to train on")
+        raise InputError(
+            f"{cfg.coco}: no annotated images to train on; "
+            "`defectkit split` puts defect images in train only with --defects-to-train K (K >= 1)"
+        )
     val = load_coco_samples(cfg.val_coco, dataset=cfg.dataset) if cfg.val_coco else []
     if cfg.val_coco and not val:
         log.warning("%s: no annotated images; best.pt will follow the training loss", cfg.val_coco)

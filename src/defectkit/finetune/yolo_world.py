@@ -148,6 +148,42 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
             "connected machine from https://github.com/ultralytics/assets/releases and pass its path, or "
             "pass a .yaml config to train from scratch)"
         )
+    _check_train_has_labels(Path(config.data))
+
+
+def train_label_dir(data_yaml: Path) -> Path | None:
+    """The folder of the training labels a data.yaml names, by ultralytics' rule (``.../images/...`` ->
+    ``.../labels/...``); None when `train` is not one folder (a list, a .txt image list) or has no ``images``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8"))
+        train = data["train"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None  # _dataset_names / ultralytics report a broken data.yaml
+    if not isinstance(train, str):
+        return None
+    root = Path(data_yaml).parent / str(data.get("path") or "")
+    images = Path(train) if Path(train).is_absolute() else root / train
+    parts = images.parts
+    if "images" not in parts or not images.is_dir():
+        return None
+    i = len(parts) - 1 - parts[::-1].index("images")
+    return Path(*parts[:i], "labels", *parts[i + 1 :])
+
+
+def _check_train_has_labels(data_yaml: Path) -> None:
+    """InputError when no training image has a box: a detector would learn only background."""
+    labels = train_label_dir(data_yaml)
+    if labels is None:
+        return
+    files = labels.glob("*.txt") if labels.is_dir() else ()
+    if not any(f.stat().st_size and f.read_text(encoding="utf-8", errors="replace").strip() for f in files):
+        what = "holds no boxes" if labels.is_dir() else "not found"
+        raise InputError(
+            f"{data_yaml}: no training image has a labelled defect ({labels}: {what}); "
+            "`defectkit split` puts defect images in train only with --defects-to-train K (K >= 1)"
+        )
 
 
 def _dataset_names(data_yaml: Path) -> list[str]:

@@ -172,6 +172,7 @@ def test_predict_sam_gt_boxes(run_cli, labels, weights, tiny_split, tmp_path):
     assert (
         meta["kind"] == "segmenter" and meta["splits"] == ["val", "test"] and meta["weights"] == str(weights)
     )
+    assert meta["note"].startswith("image level: an oracle")  # the report says so beside accuracy etc.
 
 
 def test_predict_sam_chained_from_detector_boxes(run_cli, labels, weights, tiny_split, tmp_path):

@@ -203,5 +203,7 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
         "splits": list(cfg.splits),
         "config": config_to_dict(cfg),
     }
+    if cfg.boxes == "gt":  # shown in the report's notes next to the image-level columns
+        meta["note"] = "image level: an oracle (ground-truth boxes exist on defect images only)"
     atomic_write_json(out / "prediction_meta.json", meta)
     return {"output": str(out), "images": len(rows), "masks": len(results)}

@@ -324,12 +324,15 @@ def test_train_label_dir_follows_ultralytics_images_to_labels_rule(tmp_path):
 
     (tmp_path / "ds" / "images" / "train").mkdir(parents=True)
     data = tmp_path / "data.yaml"
+    labels = tmp_path / "ds" / "labels" / "train"
     for body, want in [
-        ("path: ds\ntrain: images/train\n", tmp_path / "ds" / "labels" / "train"),
-        (f"path: {tmp_path}\ntrain: ds/images/train\n", tmp_path / "ds" / "labels" / "train"),
-        (f"train: {tmp_path / 'ds' / 'images' / 'train'}\n", tmp_path / "ds" / "labels" / "train"),
-        ("path: ds\ntrain: [images/train]\n", None),  # a list: not checked here
-        ("path: ds\ntrain: images/missing\n", None),  # ultralytics reports a missing folder
+        (f"path: {tmp_path / 'ds'}\ntrain: images/train\n", labels),  # what `defectkit convert` writes
+        (f"path: {tmp_path}\ntrain: ds/images/train\n", labels),
+        ("train: ds/images/train\n", labels),  # no path: the data.yaml's folder
+        (f"train: {tmp_path / 'ds' / 'images' / 'train'}\n", labels),
+        ("path: ds\ntrain: images/train\n", None),  # relative path: ultralytics' datasets folder, not checked
+        (f"path: {tmp_path / 'ds'}\ntrain: [images/train]\n", None),  # a list: not checked here
+        (f"path: {tmp_path / 'ds'}\ntrain: images/missing\n", None),  # ultralytics reports a missing folder
         ("train: [unclosed\n", None),  # broken yaml: reported by the names check
     ]:
         data.write_text(body)

@@ -153,7 +153,8 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
 
 def train_label_dir(data_yaml: Path) -> Path | None:
     """The folder of the training labels a data.yaml names, by ultralytics' rule (``.../images/...`` ->
-    ``.../labels/...``); None when `train` is not one folder (a list, a .txt image list) or has no ``images``."""
+    ``.../labels/...``); None when `train` is not one folder (a list, a .txt image list) or has no ``images``,
+    and when `path` is relative (ultralytics resolves that against its own datasets folder)."""
     import yaml
 
     try:
@@ -161,9 +162,9 @@ def train_label_dir(data_yaml: Path) -> Path | None:
         train = data["train"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None  # _dataset_names / ultralytics report a broken data.yaml
-    if not isinstance(train, str):
+    root = Path(data.get("path") or Path(data_yaml).resolve().parent)
+    if not isinstance(train, str) or not root.is_absolute():
         return None
-    root = Path(data_yaml).parent / str(data.get("path") or "")
     images = Path(train) if Path(train).is_absolute() else root / train
     parts = images.parts
     if "images" not in parts or not images.is_dir():

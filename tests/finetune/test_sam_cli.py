@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from sam_helpers import convert_coco, one_torch_thread  # noqa: F401 (autouse fixture)
+from sam_helpers import convert_coco
 
 from defectkit.datasets.split import load_split
 from defectkit.finetune.sam_model import build_sam_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sam_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_json
@@ -21,6 +20,8 @@ from defectkit.finetune.sam_data import (
     sample_points,
     transform_sample,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 def _block(h=40, w=60, y0=10, y1=20, x0=5, x1=25) -> np.ndarray:

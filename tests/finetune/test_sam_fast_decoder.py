@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sam_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from defectkit.finetune import sam_engine
 from defectkit.finetune import sam_fast_decoder as fd
@@ -14,6 +13,8 @@ from defectkit.finetune.sam_data import SamSample
 from defectkit.finetune.sam_fast_decoder import fast_decoder_supported, fast_mask_decoder
 from defectkit.finetune.sam_model import build_sam_model
 from defectkit.finetune.sam_train import make_optimizer, trainable_parameters
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 def _vit_decoder_sam(side: int = 16):

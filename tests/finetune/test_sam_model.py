@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sam_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from defectkit.errors import InputError, MissingWeightsError
 from defectkit.finetune.sam_model import (
@@ -14,6 +13,8 @@ from defectkit.finetune.sam_model import (
     sam_model_registry,
     state_dict_mismatch,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 def _same_weights(a: dict, b: dict) -> bool:

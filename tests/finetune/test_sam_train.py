@@ -7,12 +7,14 @@ import dataclasses
 
 import pytest
 import torch
-from sam_helpers import convert_coco, one_torch_thread  # noqa: F401 (autouse fixture)
+from sam_helpers import convert_coco
 
 from defectkit.finetune import sam_engine
 from defectkit.finetune.sam_data import load_coco_samples
 from defectkit.finetune.sam_model import build_sam_model, sam_model_registry
 from defectkit.finetune.sam_train import SamTrainConfig, make_embedder, train_sam
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 
 @pytest.fixture(scope="module")

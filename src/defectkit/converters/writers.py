@@ -91,8 +91,7 @@ def run_writes(writes: list[Callable[[], None]], threads: int) -> None:
     it (the converter passes its ``--workers``); each thread takes one contiguous share.
     """
     if threads <= 1 or len(writes) < 2 * threads:
-        for write in writes:
-            write()
+        _run_share(writes)
         return
     from concurrent.futures import ThreadPoolExecutor
 

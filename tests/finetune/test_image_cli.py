@@ -69,8 +69,10 @@ def test_bad_config_files_name_file_and_option(tmp_path: Path) -> None:
     bad.write_text("dropout: 2.0\n")
     with pytest.raises(InputError, match=r"bad.yaml: --dropout: dropout must be in \[0, 1\)"):
         _resolve("classifier", "--config", str(bad), "--split", "s", "-o", "r")
-    with pytest.raises(InputError, match="command line: --epochs: epochs must be >= 1"):
-        _resolve("classifier", "--split", "s", "-o", "r", "--epochs", "0")
+    with pytest.raises(InputError, match="command line: --epochs: epochs must be >= 0"):
+        _resolve("classifier", "--split", "s", "-o", "r", "--epochs", "-1")
+    with pytest.raises(InputError, match="command line: --steps: steps: give a training length"):
+        _resolve("classifier", "--split", "s", "-o", "r", "--epochs", "0", "--steps", "0")
     with pytest.raises(InputError, match="--split: split: a split manifest is required"):
         _resolve("classifier", "-o", "r")
 

@@ -1,7 +1,8 @@
-"""The AutoEncoder baseline: a convolutional AutoEncoder trained on train-good images only.
+"""The AutoEncoder baseline: an AutoEncoder trained on train-good images only.
 
 Anomaly map = per-pixel reconstruction error (L2 and/or 1-SSIM, the training loss's error),
-Gaussian-smoothed; image score = a reduction of the smoothed map ("max" by default). The decision
+Gaussian-smoothed; image score = a reduction of the smoothed map (the mean of its top 1 % by
+default). The networks are in autoencoder_model. The decision
 threshold is chosen on val (max defect F1; the ``good_percentile`` of val-good scores when val has
 no defect image) and stored in every checkpoint.
 """
@@ -17,56 +18,17 @@ import torch
 from torch import nn
 
 from defectkit.errors import InputError
+from defectkit.finetune.autoencoder_model import (  # noqa: F401  (re-exported)
+    ConvAutoEncoder,
+    SSIMAutoEncoder,
+    build_autoencoder,
+)
 from defectkit.finetune.common import config_to_dict, prepare_run_dir, resolve_device, seed_everything
 from defectkit.finetune.image_config import AutoencoderConfig, ImagePredictConfig
 
 log = logging.getLogger(__name__)
 
 KIND = "anomaly"
-
-
-def _down(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)
-    )
-
-
-def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)
-    )
-
-
-class ConvAutoEncoder(nn.Module):
-    """Nx3xHxW in [0, 1] -> Nx3xHxW in [0, 1]; H and W multiples of 16.
-
-    Four stride-2 stages (width, 2w, 4w, 4w channels) down to H/16 x W/16 x ``latent``, mirrored
-    by transposed convolutions, sigmoid output.
-    """
-
-    def __init__(self, width: int = 32, latent: int = 64) -> None:
-        super().__init__()
-        w = width
-        self.encoder = nn.Sequential(
-            _down(3, w),
-            _down(w, 2 * w),
-            _down(2 * w, 4 * w),
-            _down(4 * w, 4 * w),
-            nn.Conv2d(4 * w, latent, 3, 1, 1),
-        )
-        self.decoder = nn.Sequential(
-            nn.Conv2d(latent, 4 * w, 3, 1, 1),
-            nn.LeakyReLU(0.2, True),
-            _up(4 * w, 4 * w),
-            _up(4 * w, 2 * w),
-            _up(2 * w, w),
-            _up(w, w),
-            nn.Conv2d(w, 3, 3, 1, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
 
 
 def anomaly_maps(recon: torch.Tensor, image: torch.Tensor, *, loss: str, sigma: float) -> torch.Tensor:
@@ -77,13 +39,14 @@ def anomaly_maps(recon: torch.Tensor, image: torch.Tensor, *, loss: str, sigma: 
 
 
 def reduce_maps(maps: torch.Tensor, reduction: str) -> torch.Tensor:
-    """NxHxW -> N image scores: "max", "mean" or "top1" (mean of the highest 1% of pixels)."""
+    """NxHxW -> N image scores: "max", "mean", "top1" / "top01" (mean of the highest 1% / 0.1%
+    of pixels: a defect of a few dozen pixels still counts, one outlier pixel does not)."""
     flat = maps.flatten(1)
     if reduction == "max":
         return flat.max(dim=1).values
     if reduction == "mean":
         return flat.mean(dim=1)
-    k = max(1, flat.shape[1] // 100)
+    k = max(1, flat.shape[1] // (1000 if reduction == "top01" else 100))
     return flat.topk(k, dim=1).values.mean(dim=1)
 
 
@@ -129,7 +92,7 @@ def _meta(config: AutoencoderConfig, manifest) -> dict[str, Any]:
         "config": config_to_dict(config),
         "split_fingerprint": manifest.fingerprint,
         "model_spec": {
-            "arch": "conv-autoencoder",
+            "arch": "ssim-ae" if config.arch == "ssim-ae" else "conv-autoencoder",
             "width": config.width,
             "latent": config.latent,
             "image_size": config.image_size,
@@ -151,11 +114,14 @@ def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
     from defectkit.finetune.image_engine import FitSetup
     from defectkit.finetune.image_losses import ReconstructionLoss
 
-    model = ConvAutoEncoder(config.width, config.latent).to(device)
+    meta = _meta(config, manifest)
+    model = build_autoencoder(meta["model_spec"]).to(device)
     train_ds, augment = _train_good_dataset(config, manifest)
     sampler = EpochSampler(len(train_ds), seed=config.seed, rank=dinfo.rank, world=dinfo.world)
     val_ds = ManifestDataset(manifest, "val", image_size=config.image_size)
     optimizer = build_optimizer(model.parameters(), config)
+    train_loader = make_loader(train_ds, config.batch_size, sampler=sampler, workers=config.workers, train=True)
+    epochs = config.epochs_for(len(train_loader))
 
     def before_epoch(epoch: int) -> None:
         sampler.set_epoch(epoch)
@@ -166,13 +132,11 @@ def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
         model=wrap_ddp(model, dinfo, device),
         criterion=ReconstructionLoss(config.loss),
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config),
-        train_loader=make_loader(
-            train_ds, config.batch_size, sampler=sampler, workers=config.workers, train=True
-        ),
+        scheduler=build_scheduler(optimizer, config, epochs),
+        train_loader=train_loader,
         val_loader=make_loader(val_ds, config.batch_size),
         device=device,
-        epochs=config.epochs,
+        epochs=epochs,
         run_dir=Path(config.output),
         score_fn=make_score_fn(config.loss, config.smooth_sigma, config.reduction),
         threshold_fn=make_threshold_fn(config.good_percentile),
@@ -181,7 +145,7 @@ def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
         target_key="image",
         before_epoch=before_epoch,
         dist=dinfo,
-        meta=_meta(config, manifest),
+        meta=meta,
     )
     return setup, model
 
@@ -202,13 +166,13 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Pat
             f"{config.split}: the val split has no good image; the AutoEncoder needs one to "
             "choose its threshold (make the split with --val-fraction > 0)"
         )
-    ckpt = open_run(run_dir, KIND, config.epochs, resume)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
+        setup, model = _fit_setup(config, manifest, dinfo, device)
+        ckpt = open_run(run_dir, KIND, setup.epochs, resume)
         if dinfo.rank == 0:
             prepare_run_dir(run_dir, config)
         barrier()
-        setup, model = _fit_setup(config, manifest, dinfo, device)
         state = resume_state(setup, model, ckpt)
         with run_log(run_dir, dinfo.rank == 0):
             fit(setup, state)
@@ -216,13 +180,12 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Pat
     return run_dir
 
 
-def load_autoencoder(weights: str | Path) -> tuple[ConvAutoEncoder, dict[str, Any]]:
+def load_autoencoder(weights: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained AutoEncoder from a defectkit checkpoint: (model in eval mode, checkpoint)."""
     from defectkit.finetune.image_common import load_image_checkpoint
 
     ckpt = load_image_checkpoint(weights, KIND)
-    spec = ckpt["model_spec"]
-    model = ConvAutoEncoder(spec["width"], spec["latent"])
+    model = build_autoencoder(ckpt["model_spec"])
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
 

@@ -113,17 +113,17 @@ def _fit_setup(config: ClassifierConfig, manifest, names, counts, dinfo, device)
 
     if not len(val_ds):
         log.warning("%s: the val split is empty: best.pt is chosen on the train loss", config.split)
+    train_loader = make_loader(train_ds, config.batch_size, sampler=sampler, workers=config.workers, train=True)
+    epochs = config.epochs_for(len(train_loader))
     setup = FitSetup(
         model=wrap_ddp(model, dinfo, device, find_unused=config.freeze_epochs != 0),
         criterion=criterion,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config),
-        train_loader=make_loader(
-            train_ds, config.batch_size, sampler=sampler, workers=config.workers, train=True
-        ),
+        scheduler=build_scheduler(optimizer, config, epochs),
+        train_loader=train_loader,
         val_loader=make_loader(val_ds, config.batch_size) if len(val_ds) else None,
         device=device,
-        epochs=config.epochs,
+        epochs=epochs,
         run_dir=Path(config.output),
         score_fn=defect_score,
         threshold_fn=_threshold_fn(config),
@@ -149,13 +149,13 @@ def train_classifier(config: ClassifierConfig, *, resume: bool = False) -> Path:
     names = class_names(manifest, config.task)
     counts = class_counts(manifest, "train", names)
     check_train_classes(config.split, names, counts)
-    ckpt = open_run(run_dir, KIND, config.epochs, resume)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
+        setup, model = _fit_setup(config, manifest, names, counts, dinfo, device)
+        ckpt = open_run(run_dir, KIND, setup.epochs, resume)
         if dinfo.rank == 0:
             prepare_run_dir(run_dir, config)
         barrier()
-        setup, model = _fit_setup(config, manifest, names, counts, dinfo, device)
         state = resume_state(setup, model, ckpt)
         with run_log(run_dir, dinfo.rank == 0):
             fit(setup, state)

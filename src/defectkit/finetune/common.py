@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import platform
 import random
@@ -58,6 +59,17 @@ def reuse_freed_memory(max_block: int = 32 * 2**20) -> bool:
     done = mallopt(_M_MMAP_THRESHOLD, max_block) == 1 and mallopt(_M_TRIM_THRESHOLD, 4 * max_block) == 1
     log.debug("glibc malloc keeps freed blocks up to %d bytes: %s", max_block, done)
     return done
+
+
+def epochs_for_budget(steps: int, epochs: int, batches_per_epoch: int) -> int:
+    """Training length in whole epochs: ``epochs`` when > 0, else ceil(steps / batches_per_epoch).
+
+    A budget in optimiser steps means the same amount of training on a 19-image sample and on a
+    209-image category; epochs would shrink and grow with the data. At least 1.
+    """
+    if epochs > 0:
+        return int(epochs)
+    return max(1, math.ceil(steps / max(1, batches_per_epoch)))
 
 
 def resolve_device(device: str | None = None):

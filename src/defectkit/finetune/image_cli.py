@@ -33,7 +33,13 @@ def _common_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int)
+    g.add_argument(
+        "--steps",
+        type=int,
+        help="training length in optimiser steps, rounded up to whole epochs (the default; "
+        "the same budget on any dataset size)",
+    )
+    g.add_argument("--epochs", type=int, help="training length in epochs; when given, wins over --steps")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--image-size", type=int, help="square input side in pixels")
     g.add_argument("--optimizer", choices=("adam", "adamw", "sgd"))
@@ -97,16 +103,25 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "autoencoder",
         argument_default=_S,
-        help="train the convolutional AutoEncoder baseline",
-        description="Train a convolutional AutoEncoder on the train split's good images.",
+        help="train the AutoEncoder baseline (good images only)",
+        description="Train an AutoEncoder on the train split's good images only.",
     )
     _common_train_flags(p)
     g = p.add_argument_group("model")
-    g.add_argument("--width", type=int, help="channels of the first stage (default 32)")
-    g.add_argument("--latent", type=int, help="bottleneck channels (default 64)")
-    g.add_argument("--loss", choices=("l2", "ssim", "l2+ssim"))
-    g.add_argument("--smooth-sigma", type=float, help="Gaussian sigma of the anomaly map, pixels")
-    g.add_argument("--reduction", choices=("max", "mean", "top1"), help="image score from the map")
+    g.add_argument(
+        "--arch",
+        choices=("ssim-ae", "conv"),
+        help="ssim-ae: the MVTec AD paper's AutoEncoder (dense bottleneck; default); conv: fully convolutional",
+    )
+    g.add_argument("--width", type=int, help="conv: channels of the first stage (default 32)")
+    g.add_argument("--latent", type=int, help="bottleneck size: values (ssim-ae, default 100) or channels (conv)")
+    g.add_argument("--loss", choices=("l2", "ssim", "l2+ssim"), help="training loss and anomaly map (default ssim)")
+    g.add_argument("--smooth-sigma", type=float, help="Gaussian sigma of the anomaly map, pixels (default 2)")
+    g.add_argument(
+        "--reduction",
+        choices=("max", "mean", "top1", "top01"),
+        help="image score from the map: top1 = mean of the top 1%% of pixels (default), top01 = of the top 0.1%%",
+    )
     g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect")
     g.add_argument("--select", choices=("auroc", "loss"), help="val metric for best.pt and early stopping")
     p.set_defaults(func=_train, model_name="autoencoder")

@@ -31,10 +31,11 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], config: ImageTrainConf
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: ImageTrainConfig):
-    """Per-epoch LR schedule: cosine to 0 over ``epochs``, step (``step_size``, ``step_gamma``) or None."""
+def build_scheduler(optimizer: torch.optim.Optimizer, config: ImageTrainConfig, epochs: int):
+    """Per-epoch LR schedule: cosine to 0 over ``epochs`` (the run's resolved length), step
+    (``step_size``, ``step_gamma``) or None."""
     if config.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if config.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.step_gamma)
     return None

@@ -22,7 +22,8 @@ LOSSES = ("ce", "weighted-ce", "focal")
 CLASS_WEIGHTS = ("auto", "inverse", "effective-number", "none")
 SAMPLERS = ("none", "balanced")
 AE_LOSSES = ("l2", "ssim", "l2+ssim")
-AE_REDUCTIONS = ("max", "mean", "top1")
+AE_REDUCTIONS = ("max", "mean", "top1", "top01")
+AE_ARCHS = ("ssim-ae", "conv")
 
 C = TypeVar("C")
 
@@ -42,7 +43,10 @@ class ImageTrainConfig:
     """Settings shared by both image-level trainers.
 
     split: split manifest (JSON) path; output: run folder. image_size: square side in pixels the
-    images are resized to. patience: early-stopping patience in epochs on the val selection metric
+    images are resized to. Training length: ``steps`` optimiser steps (rounded up to whole epochs:
+    epochs = ceil(steps / batches per epoch), so the same budget means the same amount of training
+    on a 19-image sample and on a 209-image category), or ``epochs`` when it is > 0 (it then wins
+    over ``steps``). patience: early-stopping patience in epochs on the val selection metric
     (0 = off). Augmentation (train split only): horizontal/vertical flip probabilities, rotation
     limit in degrees, colour-jitter strength (brightness/contrast/saturation +-, 0 = off).
     """
@@ -53,7 +57,8 @@ class ImageTrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
-    epochs: int = 10
+    steps: int = 1000
+    epochs: int = 0
     batch_size: int = 16
     image_size: int = 128
     scheduler: str = "none"
@@ -78,9 +83,14 @@ class ImageTrainConfig:
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _positive("lr", self.lr)
         _positive("weight_decay", self.weight_decay, zero_ok=True)
-        for name in ("epochs", "batch_size", "image_size", "step_size"):
+        for name in ("batch_size", "image_size", "step_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "epochs"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.steps == 0 and self.epochs == 0:
+            raise ValueError("steps: give a training length (steps > 0, or epochs > 0)")
         if self.image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {self.image_size}")
         _positive("patience", self.patience, zero_ok=True)
@@ -91,6 +101,12 @@ class ImageTrainConfig:
         _positive("rotate", self.rotate, zero_ok=True)
         if not 0.0 <= self.color_jitter < 1.0:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+
+    def epochs_for(self, batches_per_epoch: int) -> int:
+        """Epochs to train: ``epochs`` when > 0, else ceil(steps / batches_per_epoch) (>= 1)."""
+        from defectkit.finetune.common import epochs_for_budget
+
+        return epochs_for_budget(self.steps, self.epochs, batches_per_epoch)
 
 
 @dataclass(frozen=True)
@@ -108,11 +124,13 @@ class ClassifierConfig(ImageTrainConfig):
     current weights (keeps eval-mode scores calibrated when epochs have few steps).
     """
 
-    # defaults measured on the default synthetic data (see docs/guide/image_models.md): small
-    # images, many cheap steps, rotation-invariant augmentation for objects seen from above
-    image_size: int = 64
-    epochs: int = 40
-    batch_size: int = 8
+    # the from-scratch recipe for real images (docs/guide/image_models.md): 128 px so that a chip
+    # of 1 % of the image is ~13x13 pixels, any rotation and both flips (an object seen from
+    # above), and class balance by drawing good and defect images equally often (with plain CE:
+    # class weights on top would count the balance twice); a budget in steps, not epochs
+    image_size: int = 128
+    steps: int = 1200
+    batch_size: int = 16
     weight_decay: float = 1e-4
     scheduler: str = "cosine"
     vflip: float = 0.5
@@ -123,14 +141,14 @@ class ClassifierConfig(ImageTrainConfig):
     task: str = "binary"
     dropout: float = 0.0
     freeze_epochs: int = 0
-    loss: str = "weighted-ce"
+    loss: str = "ce"
     class_weights: str = "auto"
     beta: float = 0.999
     focal_gamma: float = 2.0
-    sampler: str = "none"
+    sampler: str = "balanced"
     select: str = "loss"
     val_threshold: bool = False
-    precise_bn: bool = True
+    precise_bn: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -160,36 +178,54 @@ class ClassifierConfig(ImageTrainConfig):
 
 @dataclass(frozen=True)
 class AutoencoderConfig(ImageTrainConfig):
-    """A convolutional AutoEncoder trained on the train split's good images only.
+    """An AutoEncoder trained on the train split's good images only.
 
-    width: channels of the first encoder stage (doubling twice); latent: bottleneck channels.
-    loss: "l2", "ssim" or "l2+ssim" (the anomaly map uses the same error). smooth_sigma: Gaussian
-    sigma (pixels at image_size) applied to the map; reduction: image score from the map
-    ("max", "mean", "top1" = mean of the top 1% pixels). good_percentile: threshold when val has
-    no defect image (percentile of val-good scores).
+    arch: "ssim-ae" (the MVTec AD paper's AutoEncoder, a dense bottleneck of ``latent`` values,
+    image_size a power of two) or "conv" (defectkit's earlier fully convolutional one; ``width``
+    channels in the first stage, ``latent`` bottleneck channels). loss: "l2", "ssim" or "l2+ssim"
+    (the anomaly map uses the same error). smooth_sigma: Gaussian sigma (pixels at image_size)
+    applied to the map; reduction: image score from the map ("max", "mean", "top1" = mean of
+    the top 1% pixels, "top01" = of the top 0.1%). good_percentile: threshold when val has no
+    defect image (percentile of val-good scores).
+
+    Defaults measured on the real MVTec AD bottle sample (docs/guide/image_models.md): 128 px
+    (a chip of 1 % of the image is ~13x13 pixels), any rotation and both flips for an object
+    seen from above, SSIM loss and map, and the top-1 % mean as the score so that one bright
+    rim pixel does not decide.
     """
 
-    augment: bool = False
-    lr: float = 2e-3
-    epochs: int = 10
+    augment: bool = True
+    hflip: float = 0.5
+    vflip: float = 0.5
+    rotate: float = 180.0
+    color_jitter: float = 0.0
+    lr: float = 2e-4
+    weight_decay: float = 1e-5
+    steps: int = 2000
+    arch: str = "ssim-ae"
     width: int = 32
-    latent: int = 64
-    loss: str = "l2"
-    smooth_sigma: float = 4.0
-    reduction: str = "max"
+    latent: int = 100
+    loss: str = "ssim"
+    smooth_sigma: float = 2.0
+    reduction: str = "top1"
     good_percentile: float = 99.0
     select: str = "auroc"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _choice("arch", self.arch, AE_ARCHS)
         _choice("loss", self.loss, AE_LOSSES)
         _choice("reduction", self.reduction, AE_REDUCTIONS)
         _choice("select", self.select, ("auroc", "loss"))
         if self.width < 4 or self.latent < 1:
             raise ValueError(f"width must be >= 4 and latent >= 1, got {self.width}, {self.latent}")
-        if self.image_size % 16:
+        if self.arch == "conv" and self.image_size % 16:
             raise ValueError(
-                f"image_size must be a multiple of 16 for the AutoEncoder, got {self.image_size}"
+                f"image_size must be a multiple of 16 for the conv AutoEncoder, got {self.image_size}"
+            )
+        if self.arch == "ssim-ae" and (self.image_size < 32 or self.image_size & (self.image_size - 1)):
+            raise ValueError(
+                f"image_size must be a power of two >= 32 for the ssim-ae AutoEncoder, got {self.image_size}"
             )
         _positive("smooth_sigma", self.smooth_sigma, zero_ok=True)
         if not 0.0 < self.good_percentile <= 100.0:

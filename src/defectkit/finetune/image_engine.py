@@ -31,7 +31,7 @@ from defectkit.progress import progress
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "defectkit-image/1"
-METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auroc", "threshold")
+METRIC_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auroc", "threshold")
 
 #: ``score_fn(outputs, inputs) -> N`` image scores (higher = more defective)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -224,6 +224,7 @@ def restore_fit_state(setup: FitSetup, ckpt: dict[str, Any]) -> FitState:
 def _epoch_row(setup: FitSetup, epoch: int, train_loss: float) -> dict[str, Any]:
     row: dict[str, Any] = {
         "epoch": epoch,
+        "step": epoch * len(setup.train_loader),
         "lr": setup.optimizer.param_groups[0]["lr"],
         "train_loss": train_loss,
     }
@@ -303,6 +304,15 @@ def fit(setup: FitSetup, state: FitState | None = None) -> FitState:
     """
     state = state or FitState()
     is_main = setup.dist.rank == 0
+    per_epoch = len(setup.train_loader)
+    if is_main:
+        log.info(
+            "training %d epochs x %d steps = %d optimiser steps (batch %s)",
+            setup.epochs,
+            per_epoch,
+            setup.epochs * per_epoch,
+            getattr(setup.train_loader, "batch_size", "?"),
+        )
     while state.epoch < setup.epochs and not state.stopped_early:
         epoch = state.epoch + 1
         if setup.before_epoch is not None:
@@ -338,4 +348,6 @@ def fit(setup: FitSetup, state: FitState | None = None) -> FitState:
         state.stopped_early = bool(broadcast_object(state.stopped_early))
     if state.stopped_early and is_main:
         log.info("early stop after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
+    if is_main:
+        log.info("trained %d optimiser steps (%d epochs)", state.epoch * per_epoch, state.epoch)
     return state

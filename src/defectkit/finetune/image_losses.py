@@ -67,29 +67,32 @@ def build_classification_loss(
     raise ValueError(f"unknown loss {name!r}")
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+def _gaussian_kernel(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    """1-D Gaussian of ``size`` taps, summing to 1."""
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+    return g / g.sum()
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, *, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-pixel SSIM (Wang et al. 2004) of images in [0, 1]: Nx3xHxW -> NxHxW (channel mean).
+    """Per-pixel SSIM (Wang et al. 2004) of images in [0, 1]: NxCxHxW -> NxHxW (channel mean).
 
-    Uses a Gaussian window with reflect padding so the map has the input's size.
+    Uses a Gaussian window with reflect padding so the map has the input's size. The window is
+    separable, so the five local moments are blurred with one 1-D pass per axis (one grouped
+    convolution each for all of them): the same values as the 2-D window, ~3x cheaper on a CPU.
     """
     c = x.shape[1]
-    w = _gaussian_window(window, sigma, c, x.device, x.dtype)
+    g = _gaussian_kernel(window, sigma, x.device, x.dtype)
     pad = window // 2
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(t, (pad, pad, pad, pad), mode="reflect"), w, groups=c)
-
-    mu_x, mu_y = blur(x), blur(y)
-    sxx = blur(x * x) - mu_x**2
-    syy = blur(y * y) - mu_y**2
-    sxy = blur(x * y) - mu_x * mu_y
+    k = 5 * c
+    t = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    t = F.pad(t, (pad, pad, pad, pad), mode="reflect")
+    t = F.conv2d(t, g.view(1, 1, 1, -1).expand(k, 1, 1, window), groups=k)
+    t = F.conv2d(t, g.view(1, 1, -1, 1).expand(k, 1, window, 1), groups=k)
+    mu_x, mu_y, xx, yy, xy = t.split(c, dim=1)
+    sxx = xx - mu_x**2
+    syy = yy - mu_y**2
+    sxy = xy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     return s.mean(dim=1)

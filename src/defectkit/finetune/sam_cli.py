@@ -37,7 +37,15 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         choices=("decoder", "decoder+prompt", "all"),
         help="parts that learn (default decoder); all = image encoder too, bypassing the cache",
     )
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=400,
+        help="training length in optimiser steps, rounded up to whole epochs (default 400)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=0, help="training length in epochs; when > 0 it wins over --steps"
+    )
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW peak learning rate (default 1e-4)")
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup-steps", type=int, default=20, help="linear warmup steps before cosine decay")
@@ -109,6 +117,7 @@ def _finetune(args: argparse.Namespace) -> int:
             model_type=args.model_type,
             checkpoint=args.checkpoint,
             train=args.train,
+            steps=args.steps,
             epochs=args.epochs,
             lr=args.lr,
             weight_decay=args.weight_decay,

@@ -43,6 +43,8 @@ class SamTrainConfig:
     with ``train="all"`` (free: no cache) and ``none`` with a frozen encoder (each variant would be
     encoded and cached once, up to 8x the encoder calls).
     ``cache_dir`` None = ``<parent of output>/.sam_cache`` (shared by the runs next to this one).
+    Training length: ``steps`` optimiser steps rounded up to whole epochs, or ``epochs`` when > 0
+    (it wins); see ``epochs_for``.
     """
 
     coco: str
@@ -51,7 +53,8 @@ class SamTrainConfig:
     model_type: str = "tiny"
     checkpoint: str | None = None
     train: str = "decoder"
-    epochs: int = 10
+    steps: int = 400
+    epochs: int = 0
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 20
@@ -77,7 +80,9 @@ class SamTrainConfig:
             (self.model_type in MODEL_TYPES, "model_type", f"expected one of {MODEL_TYPES}"),
             (self.train in TRAIN_MODES, "train", f"expected one of {TRAIN_MODES}"),
             (self.prompt in PROMPT_MODES, "prompt", f"expected one of {PROMPT_MODES}"),
-            (self.epochs >= 1, "epochs", "must be >= 1"),
+            (self.steps >= 0, "steps", "must be >= 0"),
+            (self.epochs >= 0, "epochs", "must be >= 0"),
+            (self.steps > 0 or self.epochs > 0, "steps", "give a training length (steps or epochs > 0)"),
             (self.lr > 0, "lr", "must be > 0"),
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
             (0 <= self.box_jitter < 1, "box_jitter", "must be in [0, 1)"),
@@ -94,6 +99,12 @@ class SamTrainConfig:
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r}: {why}")
+
+    def epochs_for(self, n_train: int) -> int:
+        """Whole epochs for ``n_train`` training images (``batch_size`` per optimiser step)."""
+        from defectkit.finetune.common import epochs_for_budget
+
+        return epochs_for_budget(self.steps, self.epochs, math.ceil(n_train / self.batch_size))
 
     @property
     def augment_variants(self) -> int:
@@ -202,7 +213,7 @@ def _optimisation(cfg: SamTrainConfig, params: list, n_train: int, device):
     from defectkit.finetune.sam_engine import warmup_cosine
 
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay, device)
-    steps = cfg.epochs * math.ceil(n_train / cfg.batch_size)
+    steps = cfg.epochs_for(n_train) * math.ceil(n_train / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(steps, min(cfg.warmup_steps, steps // 2))
     )
@@ -329,7 +340,9 @@ def train_sam(cfg: SamTrainConfig) -> dict:
         run.restore(state_path, sam, cfg.model_type)
         log.info("resuming %s after epoch %d", out, run.epoch)
     prompts, embed = _prompt_config(cfg), make_embedder(sam, cfg.train, cache, device)
-    for epoch in range(run.epoch + 1, cfg.epochs + 1):
+    epochs, per_epoch = cfg.epochs_for(len(train)), math.ceil(len(train) / cfg.batch_size)
+    log.info("training %d epochs x %d steps = %d optimiser steps", epochs, per_epoch, epochs * per_epoch)
+    for epoch in range(run.epoch + 1, epochs + 1):
         t0 = time.perf_counter()
         for name in ("mask_decoder", "prompt_encoder", "image_encoder"):  # no dropout/BN in SAM; for hooks
             getattr(sam, name).train(any(p.requires_grad for p in getattr(sam, name).parameters()))
@@ -356,6 +369,7 @@ def train_sam(cfg: SamTrainConfig) -> dict:
         run.rows.append(
             {
                 "epoch": epoch,
+                "step": epoch * per_epoch,
                 "lr": run.optimizer.param_groups[0]["lr"],
                 **{f"train_{k}": v for k, v in stats.items()},
                 **{f"val_{k}": v for k, v in metrics.items()},
@@ -377,7 +391,8 @@ def train_sam(cfg: SamTrainConfig) -> dict:
     return {
         "run_dir": str(out),
         "best_val_iou": run.best if val else None,
-        "epochs": cfg.epochs,
+        "epochs": epochs,
+        "steps": run.epoch * per_epoch,
         "train_mode": cfg.train,
         "encoder_calls": cache.misses if cache else None,
         "cache_hits": cache.hits if cache else None,

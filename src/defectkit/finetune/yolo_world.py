@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -88,13 +89,16 @@ class YoloFinetuneConfig:
     ``device``: None (auto), "cpu", "0", or "0,1,..." (ultralytics DDP over those GPUs).
     ``transpose``: probability of swapping x and y of a training image and its labels
     (:class:`~defectkit.finetune.yolo_augment.RandomTranspose`); with ultralytics' ``fliplr`` and
-    ``flipud`` at 0.5 (``overrides``) every 90-degree rotation and mirror is seen."""
+    ``flipud`` at 0.5 (``overrides``) every 90-degree rotation and mirror is seen.
+    Training length: ``steps`` optimiser steps rounded up to whole epochs, or ``epochs`` when > 0
+    (it wins); see ``resolve_epochs``."""
 
     data: Path
     model: str
     output: Path
     text_embeddings: Path | None = None
-    epochs: int = 50
+    steps: int = 1000
+    epochs: int = 0
     imgsz: int = 640
     batch: int = 16
     device: str | None = None
@@ -106,9 +110,13 @@ class YoloFinetuneConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.transpose <= 1.0:
             raise ValueError(f"--transpose must be a probability in [0, 1], got {self.transpose}")
-        for name in ("epochs", "imgsz", "batch"):
+        for name in ("imgsz", "batch"):
             if getattr(self, name) < 1 and not (name == "batch" and getattr(self, name) == -1):
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0 or self.epochs < 0 or (self.steps == 0 and self.epochs == 0):
+            raise ValueError(
+                f"--steps/--epochs: give a training length > 0 (got steps {self.steps}, epochs {self.epochs})"
+            )
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
         suffix = Path(self.model).suffix.lower()
@@ -151,10 +159,10 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
     _check_train_has_labels(Path(config.data))
 
 
-def train_label_dir(data_yaml: Path) -> Path | None:
-    """The folder of the training labels a data.yaml names, by ultralytics' rule (``.../images/...`` ->
-    ``.../labels/...``); None when `train` is not one folder (a list, a .txt image list) or has no ``images``,
-    and when `path` is relative (ultralytics resolves that against its own datasets folder)."""
+def train_image_dir(data_yaml: Path) -> Path | None:
+    """The folder of the training images a data.yaml names; None when `train` is not one folder (a
+    list, a .txt image list), has no ``images`` part or does not exist, and when `path` is relative
+    (ultralytics resolves that against its own datasets folder)."""
     import yaml
 
     try:
@@ -166,11 +174,39 @@ def train_label_dir(data_yaml: Path) -> Path | None:
     if not isinstance(train, str) or not root.is_absolute():
         return None
     images = Path(train) if Path(train).is_absolute() else root / train
-    parts = images.parts
-    if "images" not in parts or not images.is_dir():
+    if "images" not in images.parts or not images.is_dir():
         return None
+    return images
+
+
+def train_label_dir(data_yaml: Path) -> Path | None:
+    """The folder of the training labels a data.yaml names, by ultralytics' rule (``.../images/...`` ->
+    ``.../labels/...``); None where ``train_image_dir`` is None."""
+    images = train_image_dir(data_yaml)
+    if images is None:
+        return None
+    parts = images.parts
     i = len(parts) - 1 - parts[::-1].index("images")
     return Path(*parts[:i], "labels", *parts[i + 1 :])
+
+
+def resolve_epochs(config: YoloFinetuneConfig) -> int:
+    """ultralytics' ``epochs`` for ``config``: ``epochs`` when > 0, else ``steps`` optimiser steps
+    over the training images (ceil(n / batch) per epoch) rounded up to whole epochs. InputError
+    when only a step budget is given and the training images cannot be counted."""
+    from defectkit.datasets.io import IMAGE_EXTENSIONS
+    from defectkit.finetune.common import epochs_for_budget
+
+    if config.epochs > 0:
+        return config.epochs
+    images = train_image_dir(config.data)
+    if images is None or config.batch < 1:
+        raise InputError(
+            f"{config.data}: cannot count the training images to turn --steps {config.steps} into "
+            "epochs (train is not one images/ folder, or --batch is -1); give --epochs N"
+        )
+    n = sum(1 for f in images.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+    return epochs_for_budget(config.steps, 0, math.ceil(max(1, n) / config.batch))
 
 
 def _check_train_has_labels(data_yaml: Path) -> None:
@@ -213,7 +249,7 @@ def _ultralytics_args(config: YoloFinetuneConfig) -> dict[str, Any]:
     args = {
         "model": str(config.model),
         "data": str(Path(config.data).resolve()),
-        "epochs": config.epochs,
+        "epochs": resolve_epochs(config),
         "imgsz": config.imgsz,
         "batch": config.batch,
         "workers": config.workers,
@@ -294,6 +330,11 @@ def finetune_yolo(
 
     t0 = time.perf_counter()
     args = _ultralytics_args(config)
+    log.info(
+        "training %d epochs (%s)",
+        args["epochs"],
+        f"--epochs {config.epochs}" if config.epochs > 0 else f"--steps {config.steps} at batch {config.batch}",
+    )
     try:
         if bank is not None:
             trainer = TextFileWorldTrainer(

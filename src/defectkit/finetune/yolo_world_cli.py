@@ -17,7 +17,7 @@ Weights come only from --clip-weights or CLIP's cache (~/.cache/clip/ViT-B-32.pt
 FINETUNE_EPILOG = """\
 examples:
   defectkit finetune yolo-world --data runs/labels/yolo/data.yaml --model yolov8s-worldv2.pt \\
-      --text-embeddings runs/text_embeddings.pt --epochs 50 --imgsz 640 -o runs/yolo_world
+      --text-embeddings runs/text_embeddings.pt --steps 1000 --imgsz 640 -o runs/yolo_world
   defectkit finetune yolo-world --data runs/labels/yolo/data.yaml --model yolo11s.yaml -o runs/yolo11s
   defectkit finetune yolo-world --resume runs/yolo_world
 
@@ -86,7 +86,16 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="file from `defectkit embed-text` (YOLO-World models only)",
     )
-    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="training length in optimiser steps over the train images, rounded up to whole epochs "
+        "(default 1000)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=0, help="training length in epochs; when > 0 it wins over --steps"
+    )
     p.add_argument("--imgsz", type=int, default=640)
     p.add_argument(
         "--batch", type=int, default=16, help="total batch size (-1: ultralytics AutoBatch on GPU)"
@@ -188,6 +197,7 @@ def _finetune(args: argparse.Namespace) -> int:
                 model=args.model,
                 output=args.output,
                 text_embeddings=args.text_embeddings,
+                steps=args.steps,
                 epochs=args.epochs,
                 imgsz=args.imgsz,
                 batch=args.batch,

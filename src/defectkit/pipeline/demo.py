@@ -38,6 +38,15 @@ YOLO_RECIPE = {
 }
 
 
+#: the synthetic demo's image-level recipes, pinned (the library defaults are now chosen on real
+#: images): ResNet18 at 64 px with weighted CE and precise BN; the fully convolutional AutoEncoder
+#: with L2 error and the max of its map (measured: test AUROC 0.97 on the demo's data)
+CLASSIFIER_RECIPE = {"arch": "resnet18", "weights": "none", "image_size": 64, "batch_size": 8, "loss": "weighted-ce",
+                     "sampler": "none", "precise_bn": True, "weight_decay": 1e-4, "device": "cpu"}
+AUTOENCODER_RECIPE = {"arch": "conv", "image_size": 128, "latent": 64, "loss": "l2", "reduction": "max",
+                      "smooth_sigma": 4.0, "augment": False, "lr": 2e-3, "weight_decay": 0.0, "device": "cpu"}
+
+
 def demo_pipeline(config: DemoConfig) -> PipelineConfig:
     """The demo's settings: every model small enough for a CPU, big enough to visibly learn."""
     s = config.seed
@@ -46,17 +55,15 @@ def demo_pipeline(config: DemoConfig) -> PipelineConfig:
         yolo = {**YOLO_RECIPE, "epochs": 2, "imgsz": 128, "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 25, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
-        clf = {"arch": "resnet18", "weights": "none", "epochs": 8, "image_size": 64, "loss": "weighted-ce",
-               "weight_decay": 1e-4, "device": "cpu", "seed": s}
-        ae = {"epochs": 8, "image_size": 128, "device": "cpu", "seed": s}
+        clf = {**CLASSIFIER_RECIPE, "epochs": 8, "seed": s}
+        ae = {**AUTOENCODER_RECIPE, "epochs": 8, "seed": s}
     else:
         synth = {"n_train": 60, "n_test_good": 20, "n_test_per_defect": 20, "size": 256, "seed": s}
         yolo = {**YOLO_RECIPE, "epochs": 80, "imgsz": 256, "seed": s}
         sam = {"model_type": "tiny", "train": "all", "epochs": 60, "batch_size": 1, "lr": 1e-3, "device": "cpu",
                "seed": s}
-        clf = {"arch": "resnet18", "weights": "none", "epochs": 40, "image_size": 64, "loss": "weighted-ce",
-               "weight_decay": 1e-4, "device": "cpu", "seed": s}
-        ae = {"epochs": 10, "image_size": 128, "device": "cpu", "seed": s}
+        clf = {**CLASSIFIER_RECIPE, "epochs": 40, "seed": s}
+        ae = {**AUTOENCODER_RECIPE, "epochs": 10, "seed": s}
     return PipelineConfig(
         output=str(config.output),
         synth=synth,

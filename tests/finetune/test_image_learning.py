@@ -98,7 +98,7 @@ def test_classifier_loss_falls_and_beats_chance(easy_split: Path, tmp_path: Path
 #: the earlier fully convolutional AutoEncoder with its former defaults, and the SSIM AutoEncoder
 AE_SETTINGS = {
     "conv": {"arch": "conv", "epochs": 3, "width": 8, "latent": 8, "loss": "l2", "reduction": "max",
-             "augment": False, "lr": 5e-3},
+             "augment": False, "lr": 5e-3, "normalize_map": False},
     "ssim-ae": {"arch": "ssim-ae", "steps": 40, "latent": 16, "loss": "ssim", "lr": 2e-3},
 }
 
@@ -122,6 +122,9 @@ def test_autoencoder_learns_and_writes_maps(easy_split: Path, tmp_path: Path, ar
     assert losses[-1] < losses[0]
     ckpt = load_checkpoint(run / "best.pt")
     assert np.isfinite(ckpt["threshold"]) and ckpt["kind"] == "anomaly"
+    if cfg.normalize_map:  # per-pixel statistics of the good images' errors, at the model's size
+        assert ckpt["map_stats"]["mean"].shape == ckpt["map_stats"]["std"].shape == (SIZE, SIZE)
+        assert float(ckpt["map_stats"]["std"].min()) >= 0
     pred = predict_autoencoder(ImagePredictConfig(weights=str(run / "best.pt"), output=str(tmp_path / "p")))
     assert _test_metrics(pred)["auroc"] >= 0.9
     manifest = load_split(easy_split)

@@ -135,3 +135,40 @@ def test_autoencoder_shapes_and_reductions() -> None:
     fn = make_threshold_fn(good_percentile=100.0)
     assert fn(np.array([0.1, 0.3, 0.2]), np.array([0, 0, 0])) == pytest.approx(0.3)  # no defect: percentile
     assert fn(np.array([0.1, 0.9]), np.array([0, 1])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_ssim_autoencoder_bottleneck_and_shapes(size: int) -> None:
+    from defectkit.finetune.autoencoder_model import SSIMAutoEncoder, bergmann_layers
+
+    model = SSIMAutoEncoder(size, latent=100).eval()
+    x = torch.rand(2, 3, size, size)
+    z = model.encoder(x)
+    assert z.shape == (2, 100, 1, 1)  # a dense bottleneck of 100 values (Bergmann et al.)
+    y = model(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    strides = [s for _, _, s in bergmann_layers(size)]
+    assert size // 2 ** strides.count(2) == 8  # always 8x8 before the bottleneck
+    if size == 128:  # the paper's stack as published
+        assert bergmann_layers(128)[0] == (32, 4, 2) and len(bergmann_layers(128)) == 8
+    with pytest.raises(ValueError, match="power of two"):
+        bergmann_layers(96)
+
+
+def test_standardised_maps_discount_places_that_are_always_hard() -> None:
+    from defectkit.finetune.autoencoder import anomaly_maps, reduce_maps
+
+    image = torch.full((1, 3, 16, 16), 0.5)
+    recon = image.clone()
+    recon[0, :, 2, 2] = 0.9  # an error at the "rim" ...
+    recon[0, :, 12, 12] = 0.8  # ... and a smaller one elsewhere
+    raw = anomaly_maps(recon, image, loss="l2", sigma=0.0)
+    assert reduce_maps(raw, "max").item() == pytest.approx(0.16)  # the rim wins unstandardised
+    mean = torch.zeros(16, 16)
+    std = torch.full((16, 16), 0.01)
+    mean[2, 2], std[2, 2] = 0.15, 0.05  # good images always err this much at the rim
+    z = anomaly_maps(recon, image, loss="l2", sigma=0.0, stats={"mean": mean, "std": std})
+    assert z[0, 2, 2] < z[0, 12, 12]  # standardised, the unusual error wins
+    floor = 0.1 * std.mean().item()
+    assert z[0, 12, 12].item() == pytest.approx(0.09 / (0.01 + floor), rel=1e-5)
+    assert z[0, 0, 0].item() == pytest.approx(0.0)

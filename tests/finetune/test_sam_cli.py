@@ -115,7 +115,8 @@ def test_finetune_sam_cli_train_all_demo_flags(run_cli, labels, tmp_path):
     "argv,message",
     [
         (["--box-jitter", "1.5"], "--box-jitter"),
-        (["--epochs", "0"], "--epochs"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--steps", "0"], "--steps"),
         (["--checkpoint", "missing.pth"], "missing.pth: SAM checkpoint not found"),
         (["--resume"], "train_state.pt not found"),
     ],

@@ -178,7 +178,8 @@ def test_flip_augmentation_with_frozen_encoder_caches_each_variant_once(coco, tm
 @pytest.mark.parametrize(
     "field,value",
     [
-        ("epochs", 0),
+        ("epochs", -1),
+        ("steps", -1),
         ("box_jitter", 1.5),
         ("train", "encoder"),
         ("prompt", "points"),

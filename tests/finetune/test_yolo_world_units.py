@@ -92,7 +92,8 @@ def test_is_world_model(model, world):
         ({"model": "yolov8n-worldv2.yaml"}, "--text-embeddings"),
         ({"model": "yolov8n.yaml", "text_embeddings": Path("e.pt")}, "closed-set"),
         ({"model": "model.onnx"}, ".pt weights file or a .yaml"),
-        ({"model": "yolov8n.yaml", "epochs": 0}, "--epochs"),
+        ({"model": "yolov8n.yaml", "epochs": -1}, "--steps/--epochs"),
+        ({"model": "yolov8n.yaml", "steps": 0}, "--steps/--epochs"),
         ({"model": "yolov8n.yaml", "overrides": {"data": "x"}}, "--set data"),
     ],
 )

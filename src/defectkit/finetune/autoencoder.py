@@ -31,11 +31,27 @@ log = logging.getLogger(__name__)
 KIND = "anomaly"
 
 
-def anomaly_maps(recon: torch.Tensor, image: torch.Tensor, *, loss: str, sigma: float) -> torch.Tensor:
-    """Smoothed reconstruction-error maps, Nx3xHxW pair -> NxHxW float (higher = more anomalous)."""
+def anomaly_maps(
+    recon: torch.Tensor,
+    image: torch.Tensor,
+    *,
+    loss: str,
+    sigma: float,
+    stats: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Smoothed reconstruction-error maps, Nx3xHxW pair -> NxHxW float (higher = more anomalous).
+
+    ``stats`` (``{"mean": HxW, "std": HxW}`` from ``good_map_stats``): each pixel is standardised
+    by the error that good images have there, so a place that is always hard to reconstruct (the
+    bottle's bright rim) counts as much as any other.
+    """
     from defectkit.finetune.image_losses import gaussian_smooth, reconstruction_error_map
 
-    return gaussian_smooth(reconstruction_error_map(recon, image, loss), sigma)
+    maps = gaussian_smooth(reconstruction_error_map(recon, image, loss), sigma)
+    if stats is not None:
+        mean, std = stats["mean"].to(maps), stats["std"].to(maps)
+        maps = (maps - mean) / (std + 0.1 * std.mean() + 1e-12)  # floor: no division by ~0
+    return maps
 
 
 def reduce_maps(maps: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -50,11 +66,29 @@ def reduce_maps(maps: torch.Tensor, reduction: str) -> torch.Tensor:
     return flat.topk(k, dim=1).values.mean(dim=1)
 
 
-def make_score_fn(loss: str, sigma: float, reduction: str):
+def make_score_fn(loss: str, sigma: float, reduction: str, stats: dict[str, torch.Tensor] | None = None):
     def score(recon: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return reduce_maps(anomaly_maps(recon, image, loss=loss, sigma=sigma), reduction)
+        return reduce_maps(anomaly_maps(recon, image, loss=loss, sigma=sigma, stats=stats), reduction)
 
     return score
+
+
+@torch.no_grad()
+def good_map_stats(model: nn.Module, loader, spec: dict[str, Any], device) -> dict[str, torch.Tensor]:
+    """Per-pixel mean and std (HxW float32, CPU) of the smoothed error maps of ``loader``'s images
+    (the train split's good images, not augmented) under ``model``."""
+    model.eval()
+    total = sq = None
+    n = 0
+    for batch in loader:
+        x = batch["image"].to(device)
+        maps = anomaly_maps(model(x), x, loss=spec["loss"], sigma=spec["smooth_sigma"]).double()
+        total = maps.sum(0) if total is None else total + maps.sum(0)
+        sq = (maps**2).sum(0) if sq is None else sq + (maps**2).sum(0)
+        n += len(x)
+    mean = total / n
+    std = (sq / n - mean**2).clamp_min(0).sqrt()
+    return {"mean": mean.float().cpu(), "std": std.float().cpu()}
 
 
 def make_threshold_fn(good_percentile: float):
@@ -99,6 +133,7 @@ def _meta(config: AutoencoderConfig, manifest) -> dict[str, Any]:
             "loss": config.loss,
             "smooth_sigma": config.smooth_sigma,
             "reduction": config.reduction,
+            "normalize_map": config.normalize_map,
         },
         "threshold": float("nan"),
         "threshold_method": f"max-f1 on val (else {config.good_percentile:g}th percentile of val good)",
@@ -150,6 +185,32 @@ def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
     return setup, model
 
 
+def calibrate_checkpoint(path: Path, config: AutoencoderConfig, manifest, device) -> None:
+    """Store in the checkpoint ``path`` the per-pixel statistics of its error maps over the train
+    split's good images (``map_stats``) and the val threshold on the maps standardised by them."""
+    from torch.utils.data import Subset
+
+    from defectkit.datasets.torch_data import ManifestDataset
+    from defectkit.finetune.common import save_checkpoint
+    from defectkit.finetune.image_data import make_loader
+    from defectkit.finetune.image_engine import evaluate
+    from defectkit.finetune.image_losses import ReconstructionLoss
+
+    model, ckpt = load_autoencoder(path)
+    model.to(device)
+    spec = ckpt["model_spec"]
+    train = ManifestDataset(manifest, "train", image_size=config.image_size)
+    good = Subset(train, [i for i, e in enumerate(train.entries) if e.label == 0])
+    stats = good_map_stats(model, make_loader(good, config.batch_size), spec, device)
+    val = make_loader(ManifestDataset(manifest, "val", image_size=config.image_size), config.batch_size)
+    score = make_score_fn(spec["loss"], spec["smooth_sigma"], spec["reduction"], stats)
+    ev = evaluate(model, ReconstructionLoss(spec["loss"]), val, device, score, target_key="image")
+    ckpt["map_stats"] = stats
+    ckpt["threshold"] = make_threshold_fn(config.good_percentile)(ev.scores, ev.labels)
+    save_checkpoint(ckpt, path)
+    log.info("%s: error maps standardised by %d good images; val threshold %.4g", path, len(good), ckpt["threshold"])
+
+
 def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Path:
     """Train per ``config`` on train-good images; with ``resume`` continue ``config.output/last.pt``."""
     from defectkit.finetune.image_common import open_run, resume_state, run_log
@@ -176,6 +237,9 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Pat
         state = resume_state(setup, model, ckpt)
         with run_log(run_dir, dinfo.rank == 0):
             fit(setup, state)
+            if config.normalize_map and dinfo.rank == 0:
+                for name in ("best.pt", "last.pt"):
+                    calibrate_checkpoint(run_dir / name, config, manifest, device)
         barrier()
     return run_dir
 
@@ -211,8 +275,10 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
     device = resolve_device(config.device)
     model.to(device)
 
+    stats = ckpt.get("map_stats")  # written after training (calibrate_checkpoint)
+
     def save_maps(entries, recon, image) -> None:
-        maps = anomaly_maps(recon, image, loss=spec["loss"], sigma=spec["smooth_sigma"])
+        maps = anomaly_maps(recon, image, loss=spec["loss"], sigma=spec["smooth_sigma"], stats=stats)
         for e, m in zip(entries, maps, strict=True):
             full = F.interpolate(
                 m[None, None], size=(e.height, e.width), mode="bilinear", align_corners=False
@@ -227,7 +293,7 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
         normalize=False,
         device=device,
         batch_size=config.batch_size,
-        score_fn=make_score_fn(spec["loss"], spec["smooth_sigma"], spec["reduction"]),
+        score_fn=make_score_fn(spec["loss"], spec["smooth_sigma"], spec["reduction"], stats),
         on_batch=save_maps if config.save_maps else None,
     )
     threshold = float(ckpt["threshold"])
@@ -237,7 +303,8 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
         config,
         ckpt,
         split_path,
-        f"{spec['reduction']} of the smoothed reconstruction-error map",
+        f"{spec['reduction']} of the smoothed reconstruction-error map"
+        + (", each pixel standardised by good images' errors there" if stats is not None else ""),
     )
     warn_if_other_split(ckpt, manifest.fingerprint, split_path)
     return write_predictions(config.output, entries, scores, threshold, meta)

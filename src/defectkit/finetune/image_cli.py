@@ -122,6 +122,12 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         choices=("max", "mean", "top1", "top01"),
         help="image score from the map: top1 = mean of the top 1%% of pixels (default), top01 = of the top 0.1%%",
     )
+    g.add_argument(
+        "--normalize-map",
+        action=argparse.BooleanOptionalAction,
+        default=_S,
+        help="standardise each map pixel by the train-good images' errors there (default on)",
+    )
     g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect")
     g.add_argument("--select", choices=("auroc", "loss"), help="val metric for best.pt and early stopping")
     p.set_defaults(func=_train, model_name="autoencoder")

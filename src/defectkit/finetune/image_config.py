@@ -185,13 +185,16 @@ class AutoencoderConfig(ImageTrainConfig):
     channels in the first stage, ``latent`` bottleneck channels). loss: "l2", "ssim" or "l2+ssim"
     (the anomaly map uses the same error). smooth_sigma: Gaussian sigma (pixels at image_size)
     applied to the map; reduction: image score from the map ("max", "mean", "top1" = mean of
-    the top 1% pixels, "top01" = of the top 0.1%). good_percentile: threshold when val has no
-    defect image (percentile of val-good scores).
+    the top 1% pixels, "top01" = of the top 0.1%). normalize_map: after training, standardise
+    each pixel of the map by the mean and std of the train-good images' errors there (stored in
+    the checkpoint), so the places that are always hard to reconstruct (a bright rim) do not
+    decide the score; the val threshold is then chosen on the standardised maps.
+    good_percentile: threshold when val has no defect image (percentile of val-good scores).
 
     Defaults measured on the real MVTec AD bottle sample (docs/guide/image_models.md): 128 px
     (a chip of 1 % of the image is ~13x13 pixels), any rotation and both flips for an object
-    seen from above, SSIM loss and map, and the top-1 % mean as the score so that one bright
-    rim pixel does not decide.
+    seen from above, SSIM loss and map standardised per pixel, and the top-1 % mean as the score
+    so that one bright rim pixel does not decide.
     """
 
     augment: bool = True
@@ -201,13 +204,14 @@ class AutoencoderConfig(ImageTrainConfig):
     color_jitter: float = 0.0
     lr: float = 2e-4
     weight_decay: float = 1e-5
-    steps: int = 2000
+    steps: int = 1000
     arch: str = "ssim-ae"
     width: int = 32
     latent: int = 100
     loss: str = "ssim"
     smooth_sigma: float = 2.0
     reduction: str = "top1"
+    normalize_map: bool = True
     good_percentile: float = 99.0
     select: str = "auroc"
 

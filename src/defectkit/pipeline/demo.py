@@ -44,7 +44,7 @@ YOLO_RECIPE = {
 CLASSIFIER_RECIPE = {"arch": "resnet18", "weights": "none", "image_size": 64, "batch_size": 8, "loss": "weighted-ce",
                      "sampler": "none", "precise_bn": True, "weight_decay": 1e-4, "device": "cpu"}
 AUTOENCODER_RECIPE = {"arch": "conv", "image_size": 128, "latent": 64, "loss": "l2", "reduction": "max",
-                      "smooth_sigma": 4.0, "augment": False, "lr": 2e-3, "weight_decay": 0.0, "device": "cpu"}
+                      "smooth_sigma": 4.0, "normalize_map": False, "augment": False, "lr": 2e-3, "weight_decay": 0.0, "device": "cpu"}
 
 
 def demo_pipeline(config: DemoConfig) -> PipelineConfig:

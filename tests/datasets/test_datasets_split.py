@@ -51,6 +51,19 @@ def test_val_has_a_good_image_even_when_tiny(tiny_dataset: Path) -> None:
     assert [e.defect_type for e in m.subset("val")] == ["good"]
 
 
+def test_warns_when_val_gets_no_defect_image(bottle_like: Path, caplog: pytest.LogCaptureFixture) -> None:
+    index = scan_mvtec(bottle_like)
+    with caplog.at_level("WARNING", logger="defectkit.datasets.split"):
+        m = make_split(index, SplitConfig(defects_to_train=2, val_fraction=0.2))
+    assert not any(e.label == 1 for e in m.subset("val"))
+    assert "val holds no defect image" in caplog.text and "--val-fraction 0.26" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="defectkit.datasets.split"):
+        m = make_split(index, SplitConfig(defects_to_train=2, val_fraction=0.26))  # the suggested fix
+    assert sum(e.label == 1 for e in m.subset("val")) == len(m.defect_types)
+    assert "val holds no defect image" not in caplog.text
+
+
 def test_same_seed_byte_identical_other_seed_differs(bottle_like: Path, tmp_path: Path) -> None:
     idx = scan_mvtec(bottle_like)
     a = make_split(idx, SplitConfig(defects_to_train=5, seed=1)).save(tmp_path / "a.json")

@@ -27,6 +27,23 @@ def test_shipped_gpu_config_loads_and_names_every_missing_weights_file(run_cli, 
     assert "4 weights file(s) missing" in err and len(err.strip().splitlines()) == 1
 
 
+def test_shipped_cpu_config_is_from_scratch_on_a_cpu_with_step_budgets() -> None:
+    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig
+
+    cfg = load_pipeline_yaml(REPO / "configs" / "mvtec_cpu.yaml")
+    names = [s.name for s in build_stages(cfg)]
+    assert {"yolo_world_train", "sam_train", "classifier_train", "autoencoder_train", "eval"} <= set(names)
+    assert cfg.split["defects_to_train"] == 5  # the course-study protocol
+    assert "random_seed" in cfg.text_embeddings and "clip_weights" not in cfg.text_embeddings
+    assert cfg.yolo_world["model"].endswith(".yaml") and cfg.sam.get("checkpoint") is None  # from scratch
+    assert cfg.classifier["weights"] == "none"
+    for section in (cfg.yolo_world, cfg.sam, cfg.classifier, cfg.autoencoder):
+        assert section["device"] == "cpu" and "epochs" not in section  # lengths in steps
+    assert cfg.yolo_world["steps"] > 0 and cfg.sam["steps"] > 0
+    # the image models run with the library defaults, which budget in steps
+    assert ClassifierConfig(split="-", output="-").steps > 0 and AutoencoderConfig(split="-", output="-").steps > 0
+
+
 def test_bad_yaml_keys_are_named(tmp_path: Path) -> None:
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump({"output": "out", "dataset": "d", "classifier": {"arch": "resnet18", "epochz": 3}}))

@@ -196,6 +196,15 @@ def make_split(index: DatasetIndex, config: SplitConfig = SplitConfig()) -> Spli
         moved.update(r.name for r in rng.sample(pool, k))
     train_side += [r for r in recs if r.name in moved]
     val = _carve_val(sorted(train_side, key=lambda r: r.name), config.val_fraction, rng)
+    if moved and not moved & val:
+        k = config.defects_to_train
+        hint = f"--val-fraction {0.5 / k + 0.01:.2f} puts one per defect type in val" if k > 1 else (
+            "one image per type cannot be split between train and val: move K >= 2")
+        log.warning(
+            "%s: val holds no defect image (%d per defect type moved to train, val fraction %g): "
+            "thresholds and best checkpoints are then chosen on good images alone; %s",
+            root, k, config.val_fraction, hint,
+        )
     entries = []
     for r in recs:
         split = "test" if r.split == "test" and r.name not in moved else ("val" if r.name in val else "train")

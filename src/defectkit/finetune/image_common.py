@@ -82,7 +82,7 @@ def load_image_checkpoint(path: str | os.PathLike, kind: str | None = None) -> d
     """A classifier/AutoEncoder checkpoint written by defectkit; InputError for anything else."""
     from defectkit.finetune.image_engine import CHECKPOINT_FORMAT
 
-    ckpt = load_checkpoint(path, weights_only=False)
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a defectkit classifier/AutoEncoder checkpoint")
     if kind is not None and ckpt.get("kind") != kind:

@@ -61,24 +61,16 @@ def is_world_model(model: str) -> bool:
 
 
 def checkpoint_is_world(path: str | os.PathLike) -> bool:
-    """By content: True when the ultralytics checkpoint at ``path`` holds a ``WorldModel``."""
-    import torch
+    """By content: True when the ultralytics checkpoint at ``path`` holds a ``WorldModel``.
 
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    Read from the pickle's opcodes, never by unpickling: an ultralytics ``.pt`` is trusted code
+    (loading it runs what it carries), so it is only unpickled by the training itself."""
+    from defectkit.finetune.common import pickled_globals
 
-    import_ultralytics()  # the checkpoint pickles ultralytics classes
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(
-            f"{path}: cannot load as an ultralytics checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
-    model = None
-    if isinstance(ckpt, dict):
-        model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
-    if model is None:
-        raise InputError(f"{path}: not an ultralytics checkpoint (no model inside)")
-    return type(model).__name__ == "WorldModel"
+    names = pickled_globals(path)
+    if not any(n.startswith("ultralytics.") for n in names):
+        raise InputError(f"{path}: not an ultralytics checkpoint (no ultralytics model inside)")
+    return any(n.endswith(".WorldModel") for n in names)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ and no partial output."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +161,162 @@ def test_ultralytics_kind_is_sniffed_without_unpickling(crafted_pt, tmp_path: Pa
         checkpoint_is_world(tmp_path / "text.pt")
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "lin.pt")
     assert "torch.nn.modules.linear.Linear" in pickled_globals(tmp_path / "lin.pt")
+
+
+# --- class 1: no traceback for a non-UTF-8 file, a bad output path, a full disk ---------------------
+
+
+@pytest.fixture(scope="module")
+def labels(data: Path, split: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from defectkit.converters.convert import ConvertConfig, convert_dataset
+
+    out = tmp_path_factory.mktemp("hostile_labels")
+    convert_dataset(ConvertConfig(dataset=str(data), split=str(split), output=str(out), formats=("coco",)))
+    return out
+
+
+def write_scores(folder: Path, split: Path, score=lambda e: float(e.label)) -> Path:
+    """A classifier prediction folder (image_scores.csv + prediction_meta.json) over val and test."""
+    from defectkit.datasets.split import load_split
+
+    manifest = load_split(split)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["image,split,defect_type,label,score"] + [
+        f"{e.name},{e.split},{e.defect_type},{e.label},{score(e)!r}"
+        for e in manifest.entries
+        if e.split in ("val", "test")
+    ]
+    (folder / "image_scores.csv").write_text("\n".join(rows) + "\n")
+    (folder / "prediction_meta.json").write_text(json.dumps({"kind": "classifier", "model": folder.name}))
+    return folder
+
+
+NOT_UTF8 = b'{"a": "caf\xe9"}\n'
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "split-manifest",
+        "config-yaml",
+        "pipeline-yaml",
+        "boxes-json",
+        "image-scores",
+        "coco-labels",
+        "detections",
+    ],
+)
+def test_non_utf8_file_is_one_clear_line(case, data, split, labels, tmp_path, run_cli) -> None:
+    bad = tmp_path / "bad"
+    if case == "split-manifest":
+        bad = tmp_path / "split.json"
+        argv = ["convert", data, "--split", bad, "--to", "coco", "-o", tmp_path / "out"]
+    elif case == "config-yaml":
+        bad = tmp_path / "cls.yaml"
+        argv = ["finetune", "classifier", "--config", bad, "--split", split, "-o", tmp_path / "out"]
+    elif case == "pipeline-yaml":
+        bad = tmp_path / "PIPELINE.yaml"
+        argv = ["run", bad]
+    elif case == "boxes-json":
+        bad = tmp_path / "boxes.json"
+        argv = [
+            "annotate",
+            "auto",
+            "--images",
+            data,
+            "--boxes",
+            bad,
+            "--sam",
+            tmp_path / "sam.pt",
+            "-o",
+            tmp_path / "o",
+        ]
+    else:
+        pred = write_scores(tmp_path / "pred", split)
+        lab = tmp_path / "labels"
+        shutil.copytree(labels, lab)
+        bad = {
+            "image-scores": pred / "image_scores.csv",
+            "coco-labels": lab / "coco" / "test.json",
+            "detections": pred / "detections.json",
+        }[case]
+        argv = ["eval", "--split", split, "--labels", lab, "--pred", f"m={pred}", "-o", tmp_path / "report"]
+    bad.write_bytes(NOT_UTF8)
+    code, _, err = run_cli(*argv)
+    one_line_error(code, err, str(bad), "not UTF-8")
+    assert bad.read_bytes() == NOT_UTF8
+    assert not (tmp_path / "report").exists() and not (tmp_path / "out").exists()
+
+
+def test_pipeline_sections_must_be_mappings(tmp_path: Path, run_cli) -> None:
+    cases = {
+        "scalar.yaml": ("output: o\ndataset: d\nclassifier: 5\n", "section 'classifier' must be a mapping"),
+        "empty.yaml": ("", "pipeline file is empty"),
+        "no_output.yaml": ("dataset: d\n", "missing key(s) ['output']"),
+        "bad_yaml.yaml": ("output: [o\n", "not valid YAML"),
+        "list.yaml": ("- a\n", "expected a mapping of sections"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        code, _, err = run_cli("run", tmp_path / name)
+        one_line_error(code, err, name, message)
+
+
+def test_output_paths_that_cannot_be_written(data: Path, tmp_path: Path, run_cli) -> None:
+    (tmp_path / "folder").mkdir()
+    code, _, err = run_cli("split", data, "-o", tmp_path / "folder")
+    one_line_error(code, err, "folder", "is a folder")
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli("split", data, "-o", tmp_path / "file" / "split.json")
+    one_line_error(code, err, "file", "exists and is not a folder")
+    code, _, err = run_cli("split", data, "-o", "/proc/split.json")
+    one_line_error(code, err, "/proc/split.json", "cannot write here")
+    (tmp_path / "P.yaml").write_text(f"output: {tmp_path / 'file' / 'out'}\ndataset: {data}\n")
+    code, _, err = run_cli("run", tmp_path / "P.yaml")
+    one_line_error(code, err, "file", "not a folder")
+    assert (tmp_path / "file").read_text() == "x"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 96 KiB tmpfs (root only): every write beyond that fails with ENOSPC."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("command", ["convert", "eval", "finetune-autoencoder"])
+def test_full_disk_is_one_clear_line(command, tiny_disk, data, split, labels, tmp_path, run_cli) -> None:
+    before = tree_digest(data)
+    out = tiny_disk / "out"
+    if command == "convert":
+        argv = ["convert", data, "--split", split, "--to", "coco", "yolo", "voc", "-o", out]
+    elif command == "eval":
+        (tiny_disk / "filler").write_bytes(b"\0" * 80 * 1024)
+        pred = write_scores(tmp_path / "pred", split)
+        argv = [
+            "eval",
+            "--split",
+            split,
+            "--labels",
+            labels,
+            "--pred",
+            f"m={pred}",
+            "-o",
+            out,
+            "--bootstrap",
+            "0",
+        ]
+    else:
+        argv = ["finetune", "autoencoder", "--split", split, "-o", out, "--epochs", "1", "--image-size", "32"]
+    code, _, err = run_cli(*argv)
+    one_line_error(code, err, str(tiny_disk), "No space left on device", "disk full")
+    assert tree_digest(data) == before
+    assert not [p for p in tiny_disk.rglob("*.tmp")], "a temp file was left behind"

@@ -15,15 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from defectkit.errors import InputError
+from defectkit.errors import WRITE_ERRNOS, InputError, OutputError, describe_os_error, os_error_in
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` (and parents) if needed; raise InputError naming it when impossible."""
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{p}: exists and is not a folder (an output folder is needed here)")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        blocker = next((a for a in p.parents if a.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise InputError(f"{blocker}: exists and is not a folder (cannot create {p} in it)") from exc
         raise InputError(f"{p}: cannot create output folder ({exc.strerror or exc})") from exc
     if not os.access(p, os.W_OK):
         raise InputError(f"{p}: output folder is not writable")
@@ -47,7 +52,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         raise ValueError(f"atomic_open needs a write mode, got {mode!r}")
     dest = Path(path)
     ensure_dir(dest.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    if dest.is_dir():
+        raise InputError(f"{dest}: is a folder; give the path of the file to write")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise InputError(f"{dest}: cannot write here ({exc.strerror or exc})") from exc
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -55,10 +65,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise_output_error(exc, dest)
         raise
+
+
+def raise_output_error(exc: BaseException, dest: str | os.PathLike) -> None:
+    """Raise an OutputError naming ``dest`` when ``exc`` is (or wraps) a failed write that is the
+    output location's fault (full disk, read-only, quota); return otherwise so the caller re-raises."""
+    err = os_error_in(exc)
+    if err is not None and err.errno in WRITE_ERRNOS:
+        raise OutputError(describe_os_error(err, dest)) from exc
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -85,18 +104,47 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None =
     return atomic_write_text(path, dumps_json(obj, indent=indent))
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON file, raising InputError naming the file when missing or malformed."""
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """A UTF-8 text file's contents (a leading BOM is dropped); InputError naming the file when it is
+    missing, a folder, unreadable or not UTF-8. Every JSON / YAML / CSV reader goes through here."""
     p = Path(path)
     try:
-        with p.open(encoding="utf-8") as fh:
-            return json.load(fh)
+        return p.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise InputError(f"{p}: {what} not found") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{p}: {what} expected, found a folder") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{p}: {what} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from exc
     except OSError as exc:
         raise InputError(f"{p}: cannot read {what} ({exc.strerror or exc})") from exc
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """Read a JSON file, raising InputError naming the file when missing, not UTF-8 or malformed."""
+    p = Path(path)
+    try:
+        return json.loads(read_text(p, what))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
+    """Read a YAML file (``yaml.safe_load``: no Python objects), InputError naming the file when
+    missing, not UTF-8 or malformed. An empty file reads as None."""
+    import yaml
+
+    p = Path(path)
+    text = read_text(p, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{p}: not valid YAML ({problem}{at})") from exc
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -151,6 +151,8 @@ def load_image_scores(path: str | Path, manifest: SplitManifest, splits: tuple[s
                 scores[name] = score
     except FileNotFoundError:
         raise InputError(f"{path}: image scores not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: image scores are not UTF-8 text (byte offset {exc.start})") from None
     for split in splits:
         missing = sorted(e.name for e in manifest.subset(split) if e.name not in scores)
         if missing:

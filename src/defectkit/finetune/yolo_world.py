@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
-from defectkit.fileio import read_json, sha256_file
+from defectkit.fileio import read_json, read_yaml, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def train_label_dir(data_yaml: Path) -> Path | None:
     try:
         data = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8"))
         train = data["train"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):  # ValueError: not UTF-8
         return None  # _dataset_names / ultralytics report a broken data.yaml
     root = Path(data.get("path") or Path(data_yaml).resolve().parent)
     if not isinstance(train, str) or not root.is_absolute():
@@ -180,12 +180,10 @@ def _check_train_has_labels(data_yaml: Path) -> None:
 
 
 def _dataset_names(data_yaml: Path) -> list[str]:
-    import yaml
-
+    data = read_yaml(data_yaml, "YOLO data.yaml")
     try:
-        data = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8"))
         names = data["names"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise InputError(f"{data_yaml}: not a YOLO data.yaml with `names` ({exc})") from exc
     return [str(v) for _, v in sorted(names.items())] if isinstance(names, dict) else [str(v) for v in names]
 

@@ -30,7 +30,7 @@ def split(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from defectkit.datasets.mvtec import scan_mvtec
     from defectkit.datasets.split import SplitConfig, make_split
 
-    manifest = make_split(scan_mvtec(data), SplitConfig(defects_to_train=1, val_fraction=0.25, seed=0))
+    manifest = make_split(scan_mvtec(data), SplitConfig(defects_to_train=2, val_fraction=0.5, seed=0))
     return manifest.save(tmp_path_factory.mktemp("hostile_split") / "split.json")
 
 
@@ -320,3 +320,55 @@ def test_full_disk_is_one_clear_line(command, tiny_disk, data, split, labels, tm
     one_line_error(code, err, str(tiny_disk), "No space left on device", "disk full")
     assert tree_digest(data) == before
     assert not [p for p in tiny_disk.rglob("*.tmp")], "a temp file was left behind"
+
+
+# --- class 5: a threshold that separates nothing is not scored as a perfect recall -----------------
+
+
+def test_constant_scores_get_no_threshold_and_no_recall(split, labels, tmp_path, run_cli) -> None:
+    const = write_scores(tmp_path / "const", split, score=lambda e: 0.0)
+    nodet = write_scores(tmp_path / "nodet", split)
+    (nodet / "image_scores.csv").unlink()
+    (nodet / "detections.json").write_text("[]")
+    (nodet / "prediction_meta.json").write_text(json.dumps({"kind": "detector", "model": "nodet"}))
+    good = write_scores(tmp_path / "good", split)
+    argv = ["eval", "--split", split, "--labels", labels, "-o", tmp_path / "rep", "--bootstrap", "20"]
+    code, out, err = run_cli(
+        *argv, "--pred", f"const={const}", "--pred", f"nodet={nodet}", "--pred", f"good={good}"
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    by_name = {m["name"]: m for m in report["models"]}
+    for name in ("const", "nodet"):
+        m = by_name[name]
+        assert m["threshold"]["usable"] is False and m["threshold"]["value"] is None
+        assert "no usable threshold: all val scores equal" in m["threshold"]["note"]
+        im = m["image"]
+        assert im["accuracy"] is None and im["defect_recall"] is None and im["f1"] is None
+        assert im["confusion"] is None and im["auroc"] == 0.5
+        assert all(v is None for v in im["per_type_recall"].values())
+        assert not [w for w in m["worst_cases"] if w["reason"] in ("false alarm", "missed defect")]
+        row = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert "no usable threshold" in row and "1.000" not in row
+    assert by_name["good"]["threshold"]["usable"] is True and by_name["good"]["image"]["defect_recall"] == 1.0
+    for name in ("report.md", "report.html", "per_image.csv"):
+        assert "no usable threshold" in (tmp_path / "rep" / name).read_text() or name == "per_image.csv"
+
+
+def test_unknown_category_on_val_is_refused(split, labels, tmp_path, run_cli) -> None:
+    from defectkit.datasets.split import load_split
+    from defectkit.eval.loaders import global_ids
+
+    manifest = load_split(split)
+    ids = global_ids(manifest)
+    val = next(e for e in manifest.subset("val"))
+    pred = tmp_path / "det"
+    pred.mkdir()
+    det = {"image_id": ids[val.name], "category_id": 99, "bbox": [1, 1, 4, 4], "score": 0.5}
+    (pred / "detections.json").write_text(json.dumps([det]))
+    (pred / "prediction_meta.json").write_text(json.dumps({"kind": "detector"}))
+    code, _, err = run_cli(
+        "eval", "--split", split, "--labels", labels, "--pred", f"d={pred}", "-o", tmp_path / "r"
+    )
+    one_line_error(code, err, "detections.json", "category_id [99]")
+    assert not (tmp_path / "r" / "report.json").exists()

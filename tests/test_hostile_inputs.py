@@ -372,3 +372,51 @@ def test_unknown_category_on_val_is_refused(split, labels, tmp_path, run_cli) ->
     )
     one_line_error(code, err, "detections.json", "category_id [99]")
     assert not (tmp_path / "r" / "report.json").exists()
+
+
+# --- class 3: a changed dataset re-runs what depends on it -----------------------------------------
+
+
+def test_edited_or_deleted_data_reruns_the_chain(data, tmp_path, run_cli, monkeypatch) -> None:
+    """The model stages are replaced by stand-ins that write their outputs (the runner is under test,
+    not the models); describe, split and convert run for real."""
+    from defectkit.pipeline import steps
+
+    def fake(name: str, rel: str):
+        def run(cfg) -> None:
+            out = cfg.out / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text('{"models": []}' if name == "eval" else name)
+
+        return run
+
+    monkeypatch.setattr(steps, "autoencoder_train", fake("train", "runs/autoencoder/best.pt"))
+    monkeypatch.setattr(
+        steps, "autoencoder_predict", fake("predict", "runs/autoencoder/predictions/image_scores.csv")
+    )
+    monkeypatch.setattr(steps, "evaluate", fake("eval", "report/report.json"))
+    ds = tmp_path / "bottle"
+    shutil.copytree(data, ds)
+    p = tmp_path / "pipe.yaml"
+    p.write_text(
+        f"output: out\ndataset: {ds}\nsplit: {{defects_to_train: 1}}\nconvert: {{formats: [coco]}}\n"
+        "autoencoder: {epochs: 1, image_size: 32}\n"
+    )
+    code, out, err = run_cli("run", p)
+    assert code == 0 and "describe ran" in out and "eval ran" in out, err
+    code, out, _ = run_cli("run", p)
+    assert code == 0 and " ran" not in out and "split skipped" in out
+    mask = next((ds / "ground_truth").rglob("*_mask.png"))
+    mask.write_bytes(mask.read_bytes() + b"\0")  # an edited mask (same pixels, other bytes)
+    code, out, _ = run_cli("run", p)
+    assert code == 0
+    for stage in ("describe", "split", "convert", "autoencoder_train", "autoencoder_predict", "eval"):
+        assert f"{stage} ran" in out, (stage, out)
+    code, out, _ = run_cli("run", p)
+    assert " ran" not in out
+    image = sorted((ds / "test" / "good").iterdir())[0]
+    image.unlink()
+    code, out, _ = run_cli("run", p)
+    assert code == 0 and "split ran" in out and "eval ran" in out
+    manifest = json.loads((tmp_path / "out" / "split.json").read_text())
+    assert not [e for e in manifest["images"] if e["image"] == f"test/good/{image.name}"]

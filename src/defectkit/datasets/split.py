@@ -137,6 +137,17 @@ def data_fingerprint(dataset: Path, rel_paths: list[str]) -> str:
     return fingerprint_from_hashes(hashes)
 
 
+def dataset_fingerprint(root: str | Path) -> str:
+    """:func:`fingerprint_from_hashes` of every file under ``root`` (names starting with "." skipped):
+    changes when an image or mask is edited, added, renamed or deleted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    rels = (p.relative_to(root) for p in sorted(root.rglob("*")) if p.is_file())
+    files = [r.as_posix() for r in rels if not any(part.startswith(".") for part in r.parts)]
+    return data_fingerprint(root, files)
+
+
 def _entry(rec: ImageRecord, root: Path, split: str) -> SplitEntry:
     return SplitEntry(
         name=rec.name,

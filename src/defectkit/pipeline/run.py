@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
+from defectkit.datasets.split import dataset_fingerprint
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_json, ensure_dir, read_json, read_yaml
 from defectkit.pipeline import steps
@@ -81,7 +83,10 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     predict_stages = tuple(s[0] for s in spec if "predict" in s[0])
     spec.append(("eval", steps.evaluate, {"eval": cfg.eval, "models": [n for n, _ in steps.prediction_dirs(cfg)]},
                  ("convert", *predict_stages), (cfg.report_dir / "report.json",)))
-    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()))
+    data_digest = functools.cache(lambda: dataset_fingerprint(cfg.data_dir))  # hashed once per run
+    reads_dataset = {"describe", "split"}
+    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()),
+                  data_digest if name in reads_dataset else None)
             for name, fn, conf, after, outputs in spec]
 
 

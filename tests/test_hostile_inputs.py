@@ -420,3 +420,147 @@ def test_edited_or_deleted_data_reruns_the_chain(data, tmp_path, run_cli, monkey
     assert code == 0 and "split ran" in out and "eval ran" in out
     manifest = json.loads((tmp_path / "out" / "split.json").read_text())
     assert not [e for e in manifest["images"] if e["image"] == f"test/good/{image.name}"]
+
+
+# --- class 4: nothing accepted silently -------------------------------------------------------------
+
+
+@pytest.fixture
+def data_copy(data: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(data, tmp_path / "bottle"))
+
+
+def test_duplicate_stems_are_refused_by_every_reader(data_copy, split, tmp_path, run_cli) -> None:
+    from PIL import Image
+
+    Image.open(data_copy / "test" / "good" / "000.png").convert("RGB").save(
+        data_copy / "test" / "good" / "000.jpg"
+    )
+    before = tree_digest(data_copy)
+    for argv in (
+        ["describe", data_copy],
+        ["split", data_copy, "-o", tmp_path / "s.json"],
+    ):
+        code, _, err = run_cli(*argv)
+        one_line_error(code, err, "000.", "same name stem as 000.", "rename or remove one")
+    assert not (tmp_path / "s.json").exists()
+    assert tree_digest(data_copy) == before
+
+
+def test_hand_duplicated_manifest_entry_is_refused(data, split, tmp_path, run_cli) -> None:
+    raw = json.loads(split.read_text())
+    raw["images"].append(raw["images"][-1])
+    dup = tmp_path / "dup.json"
+    dup.write_text(json.dumps(raw))
+    code, _, err = run_cli("convert", data, "--split", dup, "--to", "coco", "-o", tmp_path / "out")
+    one_line_error(code, err, str(dup), "listed more than once")
+    assert not (tmp_path / "out").exists()
+
+
+def test_zero_one_masks_read_as_binary(data, data_copy, tmp_path, run_cli) -> None:
+    import numpy as np
+    from PIL import Image
+
+    masks = sorted((data_copy / "ground_truth").rglob("*.png"))
+    for m in masks:
+        Image.fromarray((np.asarray(Image.open(m)) > 127).astype(np.uint8)).save(m)
+    code, out, err = run_cli("describe", data_copy)
+    assert code == 0 and f"{len(masks)} mask(s) hold values 0/1 instead of 0/255" in err
+    assert "empty mask" not in err
+    coco = {}
+    for name, ds in (("orig", data), ("zero_one", data_copy)):
+        assert run_cli("split", ds, "-o", tmp_path / f"{name}.json")[0] == 0
+        code, _, err = run_cli(
+            "convert", ds, "--split", tmp_path / f"{name}.json", "--to", "coco", "-o", tmp_path / name
+        )
+        assert code == 0 and "not binary" not in err, err
+        coco[name] = json.loads((tmp_path / name / "coco" / "test.json").read_text())["annotations"]
+    assert coco["orig"] and [a["area"] for a in coco["zero_one"]] == [a["area"] for a in coco["orig"]]
+
+
+def test_true_is_not_a_number(split, tmp_path, run_cli) -> None:
+    (tmp_path / "ae.yaml").write_text("epochs: true\n")
+    code, _, err = run_cli(
+        "finetune", "autoencoder", "--config", tmp_path / "ae.yaml", "--split", split, "-o", tmp_path / "r"
+    )
+    one_line_error(code, err, "ae.yaml", "epochs: expected a number, got true")
+    (tmp_path / "P.yaml").write_text("output: o\ndataset: d\nsplit: {val_fraction: true}\n")
+    code, _, err = run_cli("run", tmp_path / "P.yaml")
+    one_line_error(code, err, "P.yaml", "val_fraction: expected a number, got true")
+    assert not (tmp_path / "r").exists()
+
+
+def test_nan_score_is_refused_by_overlay(labels, tmp_path, run_cli) -> None:
+    gt = labels / "coco" / "test.json"
+    image_id = json.loads(gt.read_text())["images"][0]["id"]
+    det = tmp_path / "detections.json"
+    det.write_text(f'[{{"image_id": {image_id}, "category_id": 1, "bbox": [1, 1, 4, 4], "score": NaN}}]')
+    code, _, err = run_cli("annotate", "overlay", "--coco", gt, "--pred", det, "-o", tmp_path / "ov")
+    one_line_error(code, err, str(det), "line 1: NaN is not a number")
+    assert not (tmp_path / "ov").exists()
+
+
+# --- class 8: messages that say what is wrong, early ------------------------------------------------
+
+
+def test_describe_a_file(split, run_cli) -> None:
+    code, _, err = run_cli("describe", split)
+    one_line_error(code, err, str(split), "is a file; give the dataset (category) folder")
+
+
+def test_unreadable_image_does_not_orphan_its_mask(data_copy, run_cli) -> None:
+    bad = next((data_copy / "test" / "broken_large").iterdir())
+    bad.write_bytes(b"not an image")
+    code, _, err = run_cli("describe", data_copy)
+    one_line_error(code, err, str(bad), "cannot decode image")
+    assert "mask without a matching image" not in err
+
+
+def test_random_bytes_as_anomaly_map(split, labels, tmp_path, run_cli) -> None:
+    from defectkit.datasets.split import load_split
+
+    pred = write_scores(tmp_path / "ae", split)
+    (pred / "prediction_meta.json").write_text(json.dumps({"kind": "anomaly"}))
+    maps = pred / "anomaly_maps"
+    maps.mkdir()
+    for e in load_split(split).entries:
+        (maps / f"{e.name}.npy").write_bytes(os.urandom(64))
+    code, _, err = run_cli(
+        "eval", "--split", split, "--labels", labels, "--pred", f"ae={pred}", "-o", tmp_path / "r"
+    )
+    one_line_error(code, err, ".npy", "not a NumPy .npy array file")
+    assert "pickled" not in err
+
+
+def test_missing_weights_is_reported_before_torch_is_imported(split, tmp_path) -> None:
+    out = str(tmp_path / "p")
+    argvs = [
+        ["predict", "classifier", "--weights", "nope.pt", "--split", str(split), "-o", out],
+        ["predict", "sam", "--weights", "nope.pt", "--split", str(split), "--labels", "x", "-o", out],
+        ["finetune", "classifier", "--weights", "nope.pt", "--split", str(split), "-o", out],
+    ]
+    script = (
+        "import sys; from defectkit.cli import main\n"
+        f"codes = [main(a) for a in {argvs!r}]\n"
+        "print(codes, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[2, 2, 2] False", done.stderr
+    assert done.stderr.count("nope.pt") == 3 and "not found" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_bad_eval_output_is_found_before_the_work(split, labels, tmp_path, run_cli) -> None:
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(
+        "eval",
+        "--split",
+        split,
+        "--labels",
+        labels,
+        "--pred",
+        f"m={tmp_path / 'nowhere'}",
+        "-o",
+        tmp_path / "file" / "r",
+    )
+    one_line_error(code, err, "file", "cannot create output folder")  # not the missing prediction folder

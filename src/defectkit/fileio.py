@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +19,42 @@ from typing import IO, Any
 from defectkit.errors import WRITE_ERRNOS, InputError, OutputError, describe_os_error, os_error_in
 
 
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """InputError naming ``path`` when it cannot become an output folder (a file is there or above
+    it, or the place is not writable); creates nothing, so commands call it before any work."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise InputError(f"{p}: exists and is not a folder (an output folder is needed here)")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise InputError(f"{p}: output folder is not writable")
+        return p
+    ancestor = next((a for a in p.absolute().parents if a.exists()), None)
+    if ancestor is not None and not ancestor.is_dir():
+        raise InputError(f"{p}: cannot create output folder ({ancestor} is a file, not a folder)")
+    if ancestor is not None and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{p}: cannot create output folder ({ancestor} is not writable)")
+    return p
+
+
 def ensure_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` (and parents) if needed; raise InputError naming it when impossible."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"{p}: exists and is not a folder (an output folder is needed here)")
+    p = check_output_dir(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        blocker = next((a for a in p.parents if a.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise InputError(f"{blocker}: exists and is not a folder (cannot create {p} in it)") from exc
         raise InputError(f"{p}: cannot create output folder ({exc.strerror or exc})") from exc
-    if not os.access(p, os.W_OK):
-        raise InputError(f"{p}: output folder is not writable")
+    return p
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` when it is an existing file, else InputError naming it. Commands call it on the files
+    they were handed before importing torch or doing any work, so a typo is reported at once."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: {what} expected, found a folder")
+    if not p.is_file():
+        raise InputError(f"{p}: {what} not found")
     return p
 
 
@@ -123,10 +146,20 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON file, raising InputError naming the file when missing, not UTF-8 or malformed."""
+    """Read a JSON file, raising InputError naming the file when missing, not UTF-8 or malformed,
+    or holding NaN / Infinity (Python's json accepts them; no other tool does)."""
     p = Path(path)
+    text = read_text(p, what)
+
+    def refuse(name: str) -> None:
+        at = re.search(rf"(?<![\w\"]){re.escape(name)}(?![\w\"])", text)
+        line = f"line {text.count(chr(10), 0, at.start()) + 1}: " if at else ""
+        raise InputError(
+            f"{p}: {line}{name} is not a number JSON allows (scores and coordinates must be finite)"
+        )
+
     try:
-        return json.loads(read_text(p, what))
+        return json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 

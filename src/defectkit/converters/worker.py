@@ -11,6 +11,7 @@ import numpy as np
 
 from defectkit.converters.instances import Instance, box_to_instances, mask_to_instances
 from defectkit.converters.png import decode_gray8
+from defectkit.datasets.io import mask_cut
 from defectkit.errors import InputError
 from defectkit.fileio import sha256_bytes
 
@@ -101,9 +102,10 @@ def _mask_instances(job: Job, data: bytes) -> tuple[list[Instance], int, bool, t
         )
     x, y, w, h = cv2.boundingRect(arr)  # every nonzero pixel, so every foreground and non-binary one
     box = arr[y : y + h, x : x + w]
-    nonbinary = w > 0 and cv2.countNonZero(cv2.inRange(box, 1, 254)) > 0
+    cut = mask_cut(int(box.max())) if w > 0 else 127.5
+    nonbinary = w > 0 and cut > 1 and cv2.countNonZero(cv2.inRange(box, 1, 254)) > 0
     instances, dropped = box_to_instances(
-        box > 127, x, y, arr.shape, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify
+        box > cut, x, y, arr.shape, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify
     )
     return instances, dropped, nonbinary, arr.shape
 
@@ -127,7 +129,8 @@ def read_mask_fast(path: str, data: bytes | None = None) -> tuple[np.ndarray, bo
     if arr is None or arr.ndim != 2 or arr.dtype != np.uint8:
         read = read_mask(path)
         return read.mask, read.nonbinary_pixels > 0
-    return arr > 127, cv2.countNonZero(cv2.inRange(arr, 1, 254)) > 0
+    cut = mask_cut(int(arr.max())) if arr.size else 127.5
+    return arr > cut, cut > 1 and cv2.countNonZero(cv2.inRange(arr, 1, 254)) > 0
 
 
 def instance_fidelity(inst: Instance, width: int, height: int) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from defectkit.datasets.io import read_image
 from defectkit.datasets.split import load_split
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_bytes, atomic_write_text, dumps_json, ensure_dir
+from defectkit.fileio import atomic_write_bytes, atomic_write_text, check_output_dir, dumps_json, ensure_dir
 from defectkit.finetune.common import config_to_dict, library_versions
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ def evaluate(config: EvalConfig) -> dict:
     from defectkit.eval.report import REFERENCE
     from defectkit.eval.thresholds import parse_threshold_rule
 
+    check_output_dir(config.output)  # a bad -o is reported before the work, not after it
     split_path = Path(config.split)
     manifest = load_split(split_path, verify=config.verify_split)
     gt = {s: load_coco_labels(config.labels, s, manifest) for s in ("test",)}

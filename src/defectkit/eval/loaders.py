@@ -166,15 +166,21 @@ def load_anomaly_map(maps_dir: Path, entry: SplitEntry) -> np.ndarray:
     """anomaly_maps/<name>.npy (float) or <name>.png (16-bit, scaled to [0, 1]) as HxW float32."""
     npy, png = maps_dir / f"{entry.name}.npy", maps_dir / f"{entry.name}.png"
     if npy.is_file():
+        with npy.open("rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":  # else numpy says "pickled data" of any random bytes
+                raise InputError(f"{npy}: not a NumPy .npy array file (no .npy header)")
         try:
             amap = np.load(npy, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InputError(f"{npy}: cannot read anomaly map ({exc})") from exc
         path = npy
     elif png.is_file():
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        amap, path = np.asarray(Image.open(png), dtype=np.float64) / 65535.0, png
+        try:
+            amap, path = np.asarray(Image.open(png), dtype=np.float64) / 65535.0, png
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise InputError(f"{png}: cannot read anomaly map ({exc})") from exc
     else:
         raise InputError(f"{maps_dir}: no anomaly map for {entry.name} ({npy.name} or {png.name})")
     amap = np.asarray(amap, dtype=np.float32)

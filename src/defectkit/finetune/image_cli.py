@@ -137,7 +137,6 @@ def build_train_config(args: argparse.Namespace):
     import dataclasses
 
     from defectkit.finetune import image_config as ic
-    from defectkit.finetune.image_common import read_run_config
 
     cls = getattr(ic, _MODELS[args.model_name])
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -145,6 +144,8 @@ def build_train_config(args: argparse.Namespace):
     layers = []
     resume = getattr(args, "resume", None)
     if resume:
+        from defectkit.finetune.image_common import read_run_config  # imports torch
+
         layers.append((f"{resume}/config.json", read_run_config(resume)))
     if getattr(args, "config", None):
         layers.append((args.config, ic.load_config_file(args.config, cls, args.model_name)))
@@ -155,7 +156,11 @@ def build_train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from defectkit.fileio import require_file
+
     config, resume = build_train_config(args)
+    if getattr(config, "weights", "none") not in ("none", "imagenet"):
+        require_file(config.weights, "--weights file")  # before torch is imported
     if args.model_name == "classifier":
         from defectkit.finetune.classifier import train_classifier as train
     else:
@@ -167,7 +172,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
+    from defectkit.fileio import require_file
     from defectkit.finetune.image_config import ImagePredictConfig
+
+    require_file(args.weights, "checkpoint")  # before torch is imported
 
     config = make_config(
         ImagePredictConfig,

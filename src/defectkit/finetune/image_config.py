@@ -237,6 +237,8 @@ def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
     if target is tuple or typing.get_origin(target) is tuple:
         items = value.split(",") if isinstance(value, str) else value
         return tuple(str(x).strip() for x in items)
+    if isinstance(value, bool) and target in (int, float):
+        raise InputError(f"{where}: {name}: expected a number, got {str(value).lower()}")
     try:
         if target is bool:
             if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):

@@ -99,6 +99,10 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
 
 def _finetune(args: argparse.Namespace) -> int:
     from defectkit.errors import InputError
+    from defectkit.fileio import require_file
+
+    if args.checkpoint:
+        require_file(args.checkpoint, "SAM checkpoint")  # before torch is imported
     from defectkit.finetune.sam_train import SamTrainConfig, train_sam
 
     try:
@@ -142,6 +146,9 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
+    from defectkit.fileio import require_file
+
+    require_file(args.weights, "SAM checkpoint")  # before torch is imported
     from defectkit.finetune.sam_predict import SamPredictConfig, predict_sam
 
     cfg = make_config(

@@ -4,6 +4,7 @@ and no partial output."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -564,3 +565,58 @@ def test_bad_eval_output_is_found_before_the_work(split, labels, tmp_path, run_c
         tmp_path / "file" / "r",
     )
     one_line_error(code, err, "file", "cannot create output folder")  # not the missing prediction folder
+
+
+# --- class 7: process hygiene -------------------------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out |= {int(c) for c in (task / "children").read_text().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_convert_workers_die_with_a_killed_parent(data, split, tmp_path) -> None:
+    """SIGKILL to ``convert --workers 2`` while its worker is busy: the worker ends within seconds."""
+    import signal
+    import time
+
+    script = (
+        "import time\n"
+        "from defectkit.converters import worker\n"
+        "worker.process_many = lambda jobs: time.sleep(300)  # a conversion that takes long\n"
+        "from defectkit.cli import main\n"
+        f"main(['convert', {str(data)!r}, '--split', {str(split)!r}, '--to', 'coco', "
+        f"'-o', {str(tmp_path / 'out')!r}, '--workers', '2'])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    kids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not kids and time.monotonic() < deadline:
+            time.sleep(0.2)
+            kids = _children(proc.pid)
+        assert kids, "the convert worker never started"
+        time.sleep(1.0)  # let the worker run its initializer
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(k) for k in kids), "a worker outlived its killed parent"
+    finally:
+        proc.kill()
+        for k in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(k, signal.SIGKILL)

@@ -209,7 +209,9 @@ def _run_pool(jobs: list[worker.Job], workers: int) -> list[worker.ImageResult]:
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     done: list[list[worker.ImageResult] | None] = [None] * len(chunks)
     ticks = iter(progress(range(len(jobs)), desc="convert", total=len(jobs)))
-    pool = ProcessPoolExecutor(max_workers=workers - 1)
+    pool = ProcessPoolExecutor(
+        max_workers=workers - 1, initializer=worker.die_with_parent, initargs=(os.getpid(),)
+    )
     futures = [pool.submit(worker.process_many, c) for c in chunks]
     try:
         for k in reversed(range(len(chunks))):  # this process works from the back ...

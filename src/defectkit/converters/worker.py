@@ -5,6 +5,10 @@ Kept apart from ``convert`` so a process pool pickles only small jobs and result
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,6 +77,30 @@ def process(job: Job) -> ImageResult:
     if job.check:
         result.fidelity = [instance_fidelity(i, job.width, job.height) for i in instances]
     return result
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the process that started it dies, even by SIGKILL
+    (which runs no cleanup in the parent). Linux: the kernel sends SIGTERM (``PR_SET_PDEATHSIG``);
+    elsewhere, and as a backstop, a daemon thread checks every second that the parent is alive."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="defectkit-parent-watch", daemon=True).start()
 
 
 def process_many(jobs: list[Job]) -> list[ImageResult]:

@@ -620,3 +620,35 @@ def test_convert_workers_die_with_a_killed_parent(data, split, tmp_path) -> None
         for k in kids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(k, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("model", ["autoencoder", "classifier", "sam"])
+def test_finetune_over_a_finished_run_is_refused(model, split, labels, tmp_path, run_cli) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    kept = {name: f"old {name}".encode() for name in ("best.pt", "last.pt", "train_state.pt")}
+    for name, data in kept.items():
+        (run / name).write_bytes(data)
+    if model == "sam":
+        argv = [
+            "finetune",
+            "sam",
+            "--coco",
+            labels / "coco" / "train.json",
+            "--model-type",
+            "tiny",
+            "-o",
+            run,
+        ]
+    else:
+        argv = ["finetune", model, "--split", split, "-o", run, "--epochs", "1", "--image-size", "32"]
+    code, _, err = run_cli(*argv)
+    one_line_error(code, err, str(run), "already holds a run", "--exist-ok")
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+def test_exist_ok_starts_over(tmp_path) -> None:
+    from defectkit.finetune.image_common import open_run
+
+    (tmp_path / "last.pt").write_bytes(b"old")
+    assert open_run(tmp_path, "autoencoder", 1, resume=False, exist_ok=True) is None

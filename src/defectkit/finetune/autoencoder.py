@@ -186,7 +186,7 @@ def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
     return setup, model
 
 
-def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Path:
+def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False, exist_ok: bool = False) -> Path:
     """Train per ``config`` on train-good images; with ``resume`` continue ``config.output/last.pt``."""
     from defectkit.finetune.image_common import open_run, resume_state, run_log
     from defectkit.finetune.image_data import load_manifest
@@ -202,7 +202,7 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Pat
             f"{config.split}: the val split has no good image; the AutoEncoder needs one to "
             "choose its threshold (make the split with --val-fraction > 0)"
         )
-    ckpt = open_run(run_dir, KIND, config.epochs, resume)
+    ckpt = open_run(run_dir, KIND, config.epochs, resume, exist_ok)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
         if dinfo.rank == 0:

@@ -137,7 +137,7 @@ def _fit_setup(config: ClassifierConfig, manifest, names, counts, dinfo, device)
     return setup, model
 
 
-def train_classifier(config: ClassifierConfig, *, resume: bool = False) -> Path:
+def train_classifier(config: ClassifierConfig, *, resume: bool = False, exist_ok: bool = False) -> Path:
     """Train per ``config``; with ``resume`` continue ``config.output/last.pt``. Returns the run folder."""
     from defectkit.finetune.image_common import open_run, resume_state, run_log
     from defectkit.finetune.image_data import check_train_classes, class_counts, class_names, load_manifest
@@ -149,7 +149,7 @@ def train_classifier(config: ClassifierConfig, *, resume: bool = False) -> Path:
     names = class_names(manifest, config.task)
     counts = class_counts(manifest, "train", names)
     check_train_classes(config.split, names, counts)
-    ckpt = open_run(run_dir, KIND, config.epochs, resume)
+    ckpt = open_run(run_dir, KIND, config.epochs, resume, exist_ok)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
         if dinfo.rank == 0:

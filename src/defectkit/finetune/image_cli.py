@@ -29,6 +29,9 @@ def _common_train_flags(p: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="RUN", help="run folder (config.json, metrics.csv, best.pt, last.pt)"
     )
     g.add_argument("--resume", metavar="RUN", help="continue the run in RUN from RUN/last.pt")
+    g.add_argument(
+        "--exist-ok", action="store_true", help="start over in a run folder that already holds a run"
+    )
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     g.add_argument("--seed", type=int)
     g.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
@@ -165,7 +168,7 @@ def _train(args: argparse.Namespace) -> int:
         from defectkit.finetune.classifier import train_classifier as train
     else:
         from defectkit.finetune.autoencoder import train_autoencoder as train
-    run = train(config, resume=resume)
+    run = train(config, resume=resume, exist_ok=getattr(args, "exist_ok", False))
     print(f"wrote {run}: best.pt, last.pt, metrics.csv, config.json")
     return 0
 

@@ -20,6 +20,17 @@ from defectkit.datasets.synth import SynthConfig, generate_synthetic
 SMALL = SynthConfig(category="bottle", n_train=6, n_test_good=3, n_test_per_defect=3, size=32, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def plain_pil_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier test may have imported ultralytics, which patches ``PIL.Image.open`` process-wide
+    (``defectkit`` undoes it in ``import_ultralytics``; a test importing ultralytics directly does not)."""
+    from PIL import Image
+
+    original = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
+    if original is not None:
+        monkeypatch.setattr(Image, "open", original)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 32 px synthetic category (read-only: copy it before changing anything)."""
@@ -652,3 +663,73 @@ def test_exist_ok_starts_over(tmp_path) -> None:
 
     (tmp_path / "last.pt").write_bytes(b"old")
     assert open_run(tmp_path, "autoencoder", 1, resume=False, exist_ok=True) is None
+
+
+# --- class 6: whole outputs or none ----------------------------------------------------------------
+
+
+def _killed_run(argv: list, patch: str) -> None:
+    """``defectkit ARGV`` in a subprocess that SIGKILLs itself where ``patch`` says (Python source
+    run before the command; it may use ``kill()``)."""
+    script = (
+        "import os, signal\n"
+        "def kill():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"{patch}\n"
+        "from defectkit.cli import main\n"
+        f"main({[str(a) for a in argv]!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+
+
+def test_eval_killed_over_an_old_report_leaves_it_whole(split, labels, tmp_path, run_cli) -> None:
+    rep = tmp_path / "report"
+    base = ["eval", "--split", split, "--labels", labels, "-o", rep, "--bootstrap", "0"]
+    old = write_scores(tmp_path / "old_model", split)
+    assert run_cli(*base, "--pred", f"old_model={old}")[0] == 0
+    before = tree_digest(rep)
+    new = write_scores(tmp_path / "new_model", split)
+    patch = (
+        "from defectkit.eval import engine\n"
+        "real = engine.atomic_write_text\n"
+        "def write(path, text):\n"
+        "    real(path, text)\n"
+        "    if path.name == 'report.json':\n"
+        "        kill()\n"
+        "engine.atomic_write_text = write\n"
+    )
+    _killed_run([*base, "--pred", f"new_model={new}"], patch)
+    assert tree_digest(rep) == before  # report.json, .md, .html all still name old_model only
+    assert [p for p in tmp_path.glob(".report.*")], "the killed run's temp folder should be there"
+    code, _, err = run_cli(*base, "--pred", f"new_model={new}")
+    assert code == 0, err
+    assert not list(tmp_path.glob(".report.*")), "the next run removes the killed run's temp folder"
+    for name in ("report.json", "report.md", "report.html"):
+        text = (rep / name).read_text()
+        assert "new_model" in text and "old_model" not in text, name
+
+
+def test_convert_killed_over_another_split_is_marked_incomplete(data, split, tmp_path, run_cli) -> None:
+    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.split import SplitConfig, make_split
+
+    other = make_split(scan_mvtec(data), SplitConfig(defects_to_train=1, val_fraction=0.3, seed=7))
+    other_split = other.save(tmp_path / "other.json")
+    out = tmp_path / "labels"
+    base = ["convert", data, "--to", "coco", "yolo", "-o", out]
+    assert run_cli(*base, "--split", other_split)[0] == 0
+    assert not (out / ".defectkit-incomplete").exists()
+    patch = "from defectkit.converters import writers\nwriters.write_yolo = lambda *a, **k: kill()\n"
+    _killed_run([*base, "--split", split], patch)  # COCO of the new split written, YOLO still the old
+    pred = write_scores(tmp_path / "m", split)
+    code, _, err = run_cli(
+        "eval", "--split", split, "--labels", out, "--pred", f"m={pred}", "-o", tmp_path / "r"
+    )
+    one_line_error(code, err, str(out), "incomplete output (defectkit convert did not finish")
+    code, _, err = run_cli(*base, "--split", split)
+    assert code == 0, err
+    assert not (out / ".defectkit-incomplete").exists()
+    code, _, err = run_cli(
+        "eval", "--split", split, "--labels", out, "--pred", f"m={pred}", "-o", tmp_path / "r"
+    )
+    assert code == 0, err

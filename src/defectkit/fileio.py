@@ -7,10 +7,12 @@ with ``os.replace``, so an interrupted command leaves the previous output intact
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,8 +79,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     ensure_dir(dest.parent)
     if dest.is_dir():
         raise InputError(f"{dest}: is a folder; give the path of the file to write")
+    remove_stale_temps(dest)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent)
     except OSError as exc:
         raise InputError(f"{dest}: cannot write here ({exc.strerror or exc})") from exc
     try:
@@ -101,6 +104,87 @@ def raise_output_error(exc: BaseException, dest: str | os.PathLike) -> None:
     err = os_error_in(exc)
     if err is not None and err.errno in WRITE_ERRNOS:
         raise OutputError(describe_os_error(err, dest)) from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(dest: str | os.PathLike) -> None:
+    """Delete the temp files and folders (``.<name>.<pid>.*tmp``) that a killed writer of ``dest``
+    left next to it; those of a writer still running are left alone. A folder swap killed between
+    its two renames left the old folder as ``.<name>.<pid>.old.tmp``: it is put back."""
+    dest = Path(dest)
+    ours = re.compile(rf"\.{re.escape(dest.name)}\.(\d+)\.(?:[a-z0-9_]{{8}}\.|old\.)?tmp")
+    for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*tmp"):
+        match = ours.fullmatch(stale.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if stale.name.endswith(".old.tmp") and not dest.exists():
+                os.replace(stale, dest)
+            elif stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder's new contents in a sibling temp folder, then swap it in for ``path``: readers
+    see the old folder or the new one, whole, never a mix of both. On an exception (or a kill) the
+    old folder stays; the next writer removes the temp folder a killed run left."""
+    dest = Path(path)
+    ensure_dir(dest.parent)
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"{dest}: exists and is not a folder (an output folder is needed here)")
+    remove_stale_temps(dest)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.{os.getpid()}.old.tmp")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise_output_error(exc, dest)
+        raise
+
+
+INCOMPLETE = ".defectkit-incomplete"
+
+
+def mark_incomplete(folder: str | os.PathLike, command: str) -> None:
+    """Mark ``folder`` as being (re)written by ``command``; :func:`mark_complete` removes the mark.
+    A folder a killed or failed run left half-updated keeps the mark, and readers refuse it."""
+    atomic_write_text(Path(folder) / INCOMPLETE, f"{command} did not finish writing this folder\n")
+
+
+def mark_complete(folder: str | os.PathLike) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(Path(folder) / INCOMPLETE)
+
+
+def check_complete(path: str | os.PathLike, levels: int = 2) -> None:
+    """InputError when ``path`` or one of its ``levels`` parent folders carries the incomplete
+    mark (e.g. ``LABELS/coco/test.json`` of a convert that was killed)."""
+    p = Path(path)
+    for folder in [p, *p.parents][: levels + 1]:
+        mark = folder / INCOMPLETE
+        if mark.is_file():
+            what = mark.read_text(encoding="utf-8", errors="replace").strip()
+            raise InputError(f"{folder}: incomplete output ({what}); run that command again")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -25,7 +25,7 @@ from defectkit.datasets.split import (
     load_split,
 )
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_json, ensure_dir
+from defectkit.fileio import atomic_write_json, ensure_dir, mark_complete, mark_incomplete
 from defectkit.progress import progress
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,7 @@ def convert_dataset(config: ConvertConfig) -> ConvertReport:
     report = ConvertReport(output=out)
     _tally(report, manifest, results, cfg)
     plan = writers.Plan(manifest, results, categories, single_class=cfg.single_class, threads=cfg.workers)
+    mark_incomplete(out, "defectkit convert")  # removed last: readers refuse a half-updated folder
     _write_formats(plan, out, cfg, names, report)
     if cfg.check:
         from defectkit.converters.fidelity import summarize
@@ -275,6 +276,7 @@ def convert_dataset(config: ConvertConfig) -> ConvertReport:
             },
         )
     )
+    mark_complete(out)
     return report
 
 

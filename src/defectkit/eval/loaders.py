@@ -17,7 +17,7 @@ import numpy as np
 
 from defectkit.datasets.split import SplitEntry, SplitManifest
 from defectkit.errors import InputError
-from defectkit.fileio import read_json
+from defectkit.fileio import check_complete, read_json
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def global_ids(manifest: SplitManifest) -> dict[str, int]:
 def load_coco_labels(labels_dir: str | Path, split: str, manifest: SplitManifest) -> dict:
     """LABELS/coco/<split>.json, checked to list exactly the split's images under their global ids."""
     path = Path(labels_dir) / "coco" / f"{split}.json"
+    check_complete(path)
     gt = read_json(path, "COCO labels")
     if not isinstance(gt, dict) or not all(k in gt for k in ("images", "annotations", "categories")):
         raise InputError(f"{path}: not a COCO dataset (needs images, annotations, categories)")

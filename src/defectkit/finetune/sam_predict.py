@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, read_json
+from defectkit.fileio import atomic_write_json, atomic_write_text, check_complete, ensure_dir, read_json
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def _gt_boxes(labels: Path, split: str, ids_by_file: dict[str, int]) -> dict[int
     from defectkit.finetune.sam_data import ann_to_mask, mask_to_box
 
     path = labels / "coco" / f"{split}.json"
+    check_complete(path)
     coco = read_json(path, "COCO file")
     images = {int(im["id"]): im for im in coco.get("images", [])}
     out: dict[int, list[tuple]] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
-from defectkit.fileio import read_json, read_yaml, sha256_file
+from defectkit.fileio import check_complete, read_json, read_yaml, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
         raise InputError(
             f"{config.data}: data.yaml not found (make it with `defectkit convert ... --to yolo`)"
         )
+    check_complete(config.data)
     if Path(config.model).suffix.lower() == ".pt" and not Path(config.model).is_file():
         raise MissingWeightsError(
             f"{config.model}: weights file not found (defectkit never downloads weights: download it on a "

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
-from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, read_json
+from defectkit.fileio import atomic_write_json, atomic_write_text, check_complete, ensure_dir, read_json
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def global_image_ids(manifest: Any, labels: Path, splits: Sequence[str]) -> dict
         path = Path(labels) / "coco" / f"{split}.json"
         if not path.is_file():
             continue
+        check_complete(path)
         for img in read_json(path, "COCO file").get("images", []):
             name = img.get("name")
             if name not in computed or computed[name] != img.get("id"):

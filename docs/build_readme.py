@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-ORDER = ("datasets", "converters", "yolo_world", "sam", "image_models", "eval", "annotate")
+ORDER = ("datasets", "converters", "yolo_world", "sam", "image_models", "eval", "annotate", "failure_behaviour")
 
 
 def demote(text: str) -> str:

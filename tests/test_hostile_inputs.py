@@ -733,3 +733,22 @@ def test_convert_killed_over_another_split_is_marked_incomplete(data, split, tmp
         "eval", "--split", split, "--labels", out, "--pred", f"m={pred}", "-o", tmp_path / "r"
     )
     assert code == 0, err
+
+
+def test_a_stage_killed_while_running_is_not_up_to_date(tmp_path) -> None:
+    from defectkit.pipeline.stages import Stage, run_stages
+
+    out = tmp_path / "out.txt"
+    calls = []
+
+    def work() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands for a kill halfway through a re-run
+        out.write_text("done")
+
+    stage = Stage("s", work, {"k": 1}, outputs=(out,))
+    run_stages([stage], tmp_path / ".stages")
+    with pytest.raises(KeyboardInterrupt):
+        run_stages([stage], tmp_path / ".stages", from_stage="s")
+    assert [r.status for r in run_stages([stage], tmp_path / ".stages")] == ["ran"]

@@ -119,6 +119,7 @@ def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | No
             results.append(StageResult(stage.name, "skipped", 0.0))
             continue
         log.info("stage %s: running", stage.name)
+        stamp.unlink(missing_ok=True)  # a stage killed while running is never "up to date" later
         start = time.perf_counter()
         stage.run()
         seconds = time.perf_counter() - start

@@ -131,7 +131,7 @@ def test_crafted_checkpoint_runs_no_code(argv, crafted_pt, split: Path, tmp_path
     code, _, err = run_cli(*[subs.get(a, a) for a in argv])
     one_line_error(code, err, str(pt), "not a plain weights file")
     assert not marker.exists()
-    assert not (tmp_path / "out" / "image_scores.csv").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_own_checkpoints_hold_plain_types_only(tmp_path: Path) -> None:
@@ -331,6 +331,10 @@ def test_full_disk_is_one_clear_line(command, tiny_disk, data, split, labels, tm
     code, _, err = run_cli(*argv)
     one_line_error(code, err, str(tiny_disk), "No space left on device", "disk full")
     assert tree_digest(data) == before
+    if command == "convert":  # a half-written LABELS folder is marked, and readers refuse it
+        assert (out / ".defectkit-incomplete").is_file()
+    if command == "eval":
+        assert not out.exists()
     assert not [p for p in tiny_disk.rglob("*.tmp")], "a temp file was left behind"
 
 

@@ -205,10 +205,10 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False, exist_
     ckpt = open_run(run_dir, KIND, config.epochs, resume, exist_ok)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
+        setup, model = _fit_setup(config, manifest, dinfo, device)  # a bad --weights file or data: no run folder yet
         if dinfo.rank == 0:
             prepare_run_dir(run_dir, config)
         barrier()
-        setup, model = _fit_setup(config, manifest, dinfo, device)
         state = resume_state(setup, model, ckpt)
         with run_log(run_dir, dinfo.rank == 0):
             fit(setup, state)

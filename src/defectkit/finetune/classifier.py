@@ -152,7 +152,8 @@ def train_classifier(config: ClassifierConfig, *, resume: bool = False, exist_ok
     ckpt = open_run(run_dir, KIND, config.epochs, resume, exist_ok)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
-        setup, model = _fit_setup(config, manifest, names, counts, dinfo, device)  # a bad --weights file or data: no run folder yet
+        # set up first: a bad --weights file or bad data then leaves no run folder behind
+        setup, model = _fit_setup(config, manifest, names, counts, dinfo, device)
         if dinfo.rank == 0:
             prepare_run_dir(run_dir, config)
         barrier()

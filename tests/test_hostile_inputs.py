@@ -756,3 +756,16 @@ def test_a_stage_killed_while_running_is_not_up_to_date(tmp_path) -> None:
     with pytest.raises(KeyboardInterrupt):
         run_stages([stage], tmp_path / ".stages", from_stage="s")
     assert [r.status for r in run_stages([stage], tmp_path / ".stages")] == ["ran"]
+
+
+def test_coco_labels_listing_an_image_twice_are_refused(split, labels, tmp_path, run_cli) -> None:
+    lab = Path(shutil.copytree(labels, tmp_path / "labels"))
+    test_json = lab / "coco" / "test.json"
+    coco = json.loads(test_json.read_text())
+    coco["images"].append(coco["images"][0])
+    test_json.write_text(json.dumps(coco))
+    pred = write_scores(tmp_path / "m", split)
+    code, _, err = run_cli(
+        "eval", "--split", split, "--labels", lab, "--pred", f"m={pred}", "-o", tmp_path / "r"
+    )
+    one_line_error(code, err, str(test_json), "listed more than once")

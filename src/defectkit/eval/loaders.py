@@ -44,6 +44,8 @@ def load_coco_labels(labels_dir: str | Path, split: str, manifest: SplitManifest
     seen = set()
     for img in gt["images"]:
         name = img.get("name")
+        if name in seen:
+            raise InputError(f"{path}: image {name!r} is listed more than once (two COCO images, one id)")
         if name not in ids:
             raise InputError(f"{path}: image {img.get('id')} ({name!r}) is not in the split manifest")
         if img.get("id") != ids[name]:

@@ -203,6 +203,12 @@ def write_scores(folder: Path, split: Path, score=lambda e: float(e.label)) -> P
     return folder
 
 
+def eval_argv(split: Path, labels: Path, out: Path, *extra: str | Path, **preds: Path) -> list:
+    """``eval`` arguments with one ``--pred NAME=DIR`` per keyword."""
+    pairs = [x for name, folder in preds.items() for x in ("--pred", f"{name}={folder}")]
+    return ["eval", "--split", split, "--labels", labels, "-o", out, *pairs, *extra]
+
+
 NOT_UTF8 = b'{"a": "caf\xe9"}\n'
 
 
@@ -252,7 +258,7 @@ def test_non_utf8_file_is_one_clear_line(case, data, split, labels, tmp_path, ru
             "coco-labels": lab / "coco" / "test.json",
             "detections": pred / "detections.json",
         }[case]
-        argv = ["eval", "--split", split, "--labels", lab, "--pred", f"m={pred}", "-o", tmp_path / "report"]
+        argv = eval_argv(split, lab, tmp_path / "report", m=pred)
     bad.write_bytes(NOT_UTF8)
     code, _, err = run_cli(*argv)
     one_line_error(code, err, str(bad), "not UTF-8")
@@ -313,19 +319,7 @@ def test_full_disk_is_one_clear_line(command, tiny_disk, data, split, labels, tm
     elif command == "eval":
         (tiny_disk / "filler").write_bytes(b"\0" * 80 * 1024)
         pred = write_scores(tmp_path / "pred", split)
-        argv = [
-            "eval",
-            "--split",
-            split,
-            "--labels",
-            labels,
-            "--pred",
-            f"m={pred}",
-            "-o",
-            out,
-            "--bootstrap",
-            "0",
-        ]
+        argv = eval_argv(split, labels, out, "--bootstrap", "0", m=pred)
     else:
         argv = ["finetune", "autoencoder", "--split", split, "-o", out, "--epochs", "1", "--image-size", "32"]
     code, _, err = run_cli(*argv)
@@ -348,7 +342,7 @@ def test_constant_scores_get_no_threshold_and_no_recall(split, labels, tmp_path,
     (nodet / "detections.json").write_text("[]")
     (nodet / "prediction_meta.json").write_text(json.dumps({"kind": "detector", "model": "nodet"}))
     good = write_scores(tmp_path / "good", split)
-    argv = ["eval", "--split", split, "--labels", labels, "-o", tmp_path / "rep", "--bootstrap", "20"]
+    argv = eval_argv(split, labels, tmp_path / "rep", "--bootstrap", "20")
     code, out, err = run_cli(
         *argv, "--pred", f"const={const}", "--pred", f"nodet={nodet}", "--pred", f"good={good}"
     )
@@ -383,9 +377,7 @@ def test_unknown_category_on_val_is_refused(split, labels, tmp_path, run_cli) ->
     det = {"image_id": ids[val.name], "category_id": 99, "bbox": [1, 1, 4, 4], "score": 0.5}
     (pred / "detections.json").write_text(json.dumps([det]))
     (pred / "prediction_meta.json").write_text(json.dumps({"kind": "detector"}))
-    code, _, err = run_cli(
-        "eval", "--split", split, "--labels", labels, "--pred", f"d={pred}", "-o", tmp_path / "r"
-    )
+    code, _, err = run_cli(*eval_argv(split, labels, tmp_path / "r", d=pred))
     one_line_error(code, err, "detections.json", "category_id [99]")
     assert not (tmp_path / "r" / "report.json").exists()
 
@@ -541,9 +533,7 @@ def test_random_bytes_as_anomaly_map(split, labels, tmp_path, run_cli) -> None:
     maps.mkdir()
     for e in load_split(split).entries:
         (maps / f"{e.name}.npy").write_bytes(os.urandom(64))
-    code, _, err = run_cli(
-        "eval", "--split", split, "--labels", labels, "--pred", f"ae={pred}", "-o", tmp_path / "r"
-    )
+    code, _, err = run_cli(*eval_argv(split, labels, tmp_path / "r", ae=pred))
     one_line_error(code, err, ".npy", "not a NumPy .npy array file")
     assert "pickled" not in err
 
@@ -568,17 +558,7 @@ def test_missing_weights_is_reported_before_torch_is_imported(split, tmp_path) -
 
 def test_bad_eval_output_is_found_before_the_work(split, labels, tmp_path, run_cli) -> None:
     (tmp_path / "file").write_text("x")
-    code, _, err = run_cli(
-        "eval",
-        "--split",
-        split,
-        "--labels",
-        labels,
-        "--pred",
-        f"m={tmp_path / 'nowhere'}",
-        "-o",
-        tmp_path / "file" / "r",
-    )
+    code, _, err = run_cli(*eval_argv(split, labels, tmp_path / "file" / "r", m=tmp_path / "nowhere"))
     one_line_error(code, err, "file", "cannot create output folder")  # not the missing prediction folder
 
 
@@ -688,7 +668,7 @@ def _killed_run(argv: list, patch: str) -> None:
 
 def test_eval_killed_over_an_old_report_leaves_it_whole(split, labels, tmp_path, run_cli) -> None:
     rep = tmp_path / "report"
-    base = ["eval", "--split", split, "--labels", labels, "-o", rep, "--bootstrap", "0"]
+    base = eval_argv(split, labels, rep, "--bootstrap", "0")
     old = write_scores(tmp_path / "old_model", split)
     assert run_cli(*base, "--pred", f"old_model={old}")[0] == 0
     before = tree_digest(rep)
@@ -726,16 +706,12 @@ def test_convert_killed_over_another_split_is_marked_incomplete(data, split, tmp
     patch = "from defectkit.converters import writers\nwriters.write_yolo = lambda *a, **k: kill()\n"
     _killed_run([*base, "--split", split], patch)  # COCO of the new split written, YOLO still the old
     pred = write_scores(tmp_path / "m", split)
-    code, _, err = run_cli(
-        "eval", "--split", split, "--labels", out, "--pred", f"m={pred}", "-o", tmp_path / "r"
-    )
+    code, _, err = run_cli(*eval_argv(split, out, tmp_path / "r", m=pred))
     one_line_error(code, err, str(out), "incomplete output (defectkit convert did not finish")
     code, _, err = run_cli(*base, "--split", split)
     assert code == 0, err
     assert not (out / ".defectkit-incomplete").exists()
-    code, _, err = run_cli(
-        "eval", "--split", split, "--labels", out, "--pred", f"m={pred}", "-o", tmp_path / "r"
-    )
+    code, _, err = run_cli(*eval_argv(split, out, tmp_path / "r", m=pred))
     assert code == 0, err
 
 
@@ -765,7 +741,5 @@ def test_coco_labels_listing_an_image_twice_are_refused(split, labels, tmp_path,
     coco["images"].append(coco["images"][0])
     test_json.write_text(json.dumps(coco))
     pred = write_scores(tmp_path / "m", split)
-    code, _, err = run_cli(
-        "eval", "--split", split, "--labels", lab, "--pred", f"m={pred}", "-o", tmp_path / "r"
-    )
+    code, _, err = run_cli(*eval_argv(split, lab, tmp_path / "r", m=pred))
     one_line_error(code, err, str(test_json), "listed more than once")

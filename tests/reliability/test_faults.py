@@ -177,3 +177,26 @@ def test_exist_ok_starts_over(tmp_path) -> None:
 
     (tmp_path / "last.pt").write_bytes(b"old")
     assert open_run(tmp_path, "autoencoder", 1, resume=False, exist_ok=True) is None
+
+
+def test_prediction_folder_of_an_interrupted_predict_is_refused(
+    split, labels, tmp_path, run_cli, monkeypatch
+) -> None:
+    from defectkit.datasets.split import load_split
+    from defectkit.finetune import image_predict
+
+    pred = write_scores(tmp_path / "m", split)  # an older, whole prediction folder
+    entries = load_split(split).subset("test")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for a kill between image_scores.csv and prediction_meta.json
+
+    monkeypatch.setattr(image_predict, "atomic_write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        image_predict.write_predictions(pred, entries, [0.5] * len(entries), 0.5, {"kind": "classifier"})
+    code, _, err = run_cli(*eval_argv(split, labels, tmp_path / "r", m=pred))
+    one_line_error(code, err, str(pred), "incomplete output (defectkit predict did not finish")
+    monkeypatch.undo()
+    write_scores(pred, split)
+    image_predict.write_predictions(pred, entries, [0.5] * len(entries), 0.5, {"kind": "classifier"})
+    assert not (pred / ".defectkit-incomplete").exists()

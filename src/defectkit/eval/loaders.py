@@ -209,6 +209,7 @@ def load_prediction_folder(name: str, folder: str | Path, manifest: SplitManifes
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--pred {name}={folder}: not a folder")
+    check_complete(folder, levels=0)
     meta_path = folder / META_FILE
     if meta_path.is_file():
         meta = read_json(meta_path, "prediction meta")

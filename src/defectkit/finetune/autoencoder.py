@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from defectkit.errors import InputError
+from defectkit.fileio import ensure_dir, mark_incomplete
 from defectkit.finetune.common import config_to_dict, prepare_run_dir, resolve_device, seed_everything
 from defectkit.finetune.image_config import AutoencoderConfig, ImagePredictConfig
 
@@ -248,6 +249,8 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
     manifest = load_manifest(split_path)
     device = resolve_device(config.device)
     model.to(device)
+    if config.save_maps:  # maps are written while scoring: mark the folder until the CSV is there too
+        mark_incomplete(ensure_dir(config.output), "defectkit predict autoencoder")
 
     def save_maps(entries, recon, image) -> None:
         maps = anomaly_maps(recon, image, loss=spec["loss"], sigma=spec["smooth_sigma"])

@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
-from defectkit.fileio import atomic_write_json, atomic_write_text, check_complete, ensure_dir, read_json
+from defectkit.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    check_complete,
+    ensure_dir,
+    mark_complete,
+    mark_incomplete,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +247,8 @@ def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows
     from defectkit.finetune.common import config_to_dict
 
     out = ensure_dir(config.output)
+
+    mark_incomplete(out, "defectkit predict")  # until prediction_meta.json is written
     detections.sort(key=lambda d: (d["image_id"], -d["score"]))
     atomic_write_json(out / "detections.json", detections, indent=None)
     atomic_write_text(out / "image_scores.csv", image_scores_csv(rows))
@@ -252,5 +262,6 @@ def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows
         "class_names": [model.names[i] for i in sorted(model.names)],
     }
     atomic_write_json(out / "prediction_meta.json", meta)
+    mark_complete(out)
     log.info("wrote %d detections for %d images to %s", len(detections), len(rows), out)
     return out

@@ -75,6 +75,16 @@ def test_non_utf8_file_is_one_clear_line(case, data, split, labels, tmp_path, ru
     assert not (tmp_path / "report").exists() and not (tmp_path / "out").exists()
 
 
+def test_yolo_data_yaml_is_read_before_ultralytics(tmp_path, run_cli) -> None:
+    bad = tmp_path / "data.yaml"
+    bad.write_bytes(NOT_UTF8)
+    code, _, err = run_cli(
+        "finetune", "yolo-world", "--data", bad, "--model", "yolov8n.yaml", "-o", tmp_path / "r"
+    )
+    one_line_error(code, err, str(bad), "not UTF-8")
+    assert not (tmp_path / "r").exists()
+
+
 def test_pipeline_sections_must_be_mappings(tmp_path: Path, run_cli) -> None:
     cases = {
         "scalar.yaml": ("output: o\ndataset: d\nclassifier: 5\n", "section 'classifier' must be a mapping"),

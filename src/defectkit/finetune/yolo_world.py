@@ -135,6 +135,8 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
             f"{config.data}: data.yaml not found (make it with `defectkit convert ... --to yolo`)"
         )
     check_complete(config.data)
+    if not isinstance(read_yaml(config.data, "YOLO data.yaml"), dict):  # before ultralytics reads it
+        raise InputError(f"{config.data}: not a YOLO data.yaml (a mapping with train, val and names)")
     if Path(config.model).suffix.lower() == ".pt" and not Path(config.model).is_file():
         raise MissingWeightsError(
             f"{config.model}: weights file not found (defectkit never downloads weights: download it on a "

@@ -1,7 +1,10 @@
-"""Atomic file writing and content hashing shared by every stage.
+"""Atomic file writing, checked reading and content hashing shared by every stage.
 
 Every output file is written to a temporary file in the destination folder and moved into place
-with ``os.replace``, so an interrupted command leaves the previous output intact.
+with ``os.replace``, so an interrupted command leaves the previous output intact; a folder that must
+change as a whole is built beside it and swapped in (:func:`atomic_dir`), or marked incomplete while
+it is rewritten (:func:`mark_incomplete`). Every JSON / YAML / text input is read through
+:func:`read_text`, so a missing, non-UTF-8 or malformed file is one InputError naming it.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ def test_constant_scores_get_no_threshold_and_no_recall(split, labels, tmp_path,
         *argv, "--pred", f"const={const}", "--pred", f"nodet={nodet}", "--pred", f"good={good}"
     )
     assert code == 0, err
+    assert err.count("nodet: no usable threshold") == 1  # one warning per model
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     by_name = {m["name"]: m for m in report["models"]}
     for name in ("const", "nodet"):

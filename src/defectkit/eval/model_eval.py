@@ -76,7 +76,6 @@ def _threshold(pred: PredictionSet, ctx: EvalContext, scores: dict[str, float]) 
     unusable = unusable_reason(s) if rule.kind == "max-f1" else None
     out["usable"] = unusable is None
     if unusable:  # a cut through equal scores flags every image or none: no recall of 1 from it
-        log.warning("%s: %s; threshold-based metrics are N/A", pred.name, unusable)
         out["value"], note = None, unusable
     elif y.size and rule.kind != "fixed":
         m = image_metrics(y, s, value)
@@ -324,6 +323,8 @@ def evaluate_model(pred: PredictionSet, ctx: EvalContext) -> tuple[dict, list[di
     scores, source = image_scores(pred, man)
     thr = _threshold(pred, ctx, scores)
     t = thr["value"]
+    if not thr["usable"]:
+        log.warning("%s: %s; threshold-based metrics are N/A", pred.name, thr["note"])
     y, s = [e.label for e in test], [scores[e.name] for e in test]
     image = image_metrics(y, s, t, [e.defect_type for e in test])
     if ctx.n_bootstrap:

@@ -46,7 +46,9 @@ def labels(data: Path, split: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from defectkit.converters.convert import ConvertConfig, convert_dataset
 
     out = tmp_path_factory.mktemp("hostile_labels")
-    convert_dataset(ConvertConfig(dataset=str(data), split=str(split), output=str(out), formats=("coco",)))
+    convert_dataset(
+        ConvertConfig(dataset=str(data), split=str(split), output=str(out), formats=("coco", "yolo"))
+    )
     return out
 
 

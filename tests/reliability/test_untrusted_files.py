@@ -32,33 +32,36 @@ def crafted_pt(tmp_path: Path) -> tuple[Path, Path]:
     return path, marker
 
 
+PLAIN = "not a plain weights file"
+NOT_ULTRALYTICS = "not an ultralytics checkpoint"
+
+
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "message"),
     [
-        ["predict", "classifier", "--weights", "{pt}", "--split", "{split}", "-o", "{out}"],
-        ["predict", "autoencoder", "--weights", "{pt}", "--split", "{split}", "-o", "{out}"],
-        [
-            "finetune",
-            "classifier",
-            "--weights",
-            "{pt}",
-            "--split",
-            "{split}",
-            "-o",
-            "{out}",
-            "--epochs",
-            "1",
-            "--image-size",
-            "32",
-        ],
+        ("predict classifier --weights {pt} --split {split} -o {out}", PLAIN),
+        ("predict autoencoder --weights {pt} --split {split} -o {out}", PLAIN),
+        ("finetune classifier --weights {pt} --split {split} -o {out} --epochs 1 --image-size 32", PLAIN),
+        ("finetune sam --checkpoint {pt} --coco {labels}/coco/test.json --model-type tiny -o {out}", PLAIN),
+        ("predict yolo-world --weights {pt} --split {split} --labels {labels} -o {out}", NOT_ULTRALYTICS),
+        ("finetune yolo-world --data {labels}/yolo/data.yaml --model {pt} -o {out}", NOT_ULTRALYTICS),
     ],
-    ids=["predict-classifier", "predict-autoencoder", "finetune-classifier-weights"],
+    ids=[
+        "predict-classifier",
+        "predict-autoencoder",
+        "finetune-classifier",
+        "finetune-sam",
+        "predict-yolo",
+        "finetune-yolo",
+    ],
 )
-def test_crafted_checkpoint_runs_no_code(argv, crafted_pt, split: Path, tmp_path: Path, run_cli) -> None:
+def test_crafted_checkpoint_runs_no_code(argv, message, crafted_pt, split, labels, tmp_path, run_cli) -> None:
     pt, marker = crafted_pt
-    subs = {"{pt}": str(pt), "{split}": str(split), "{out}": str(tmp_path / "out")}
-    code, _, err = run_cli(*[subs.get(a, a) for a in argv])
-    one_line_error(code, err, str(pt), "not a plain weights file")
+    subs = {"{pt}": str(pt), "{split}": str(split), "{out}": str(tmp_path / "out"), "{labels}": str(labels)}
+    for key, value in subs.items():
+        argv = argv.replace(key, value)
+    code, _, err = run_cli(*argv.split())
+    one_line_error(code, err, str(pt), message)
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
 

@@ -133,15 +133,15 @@ def _legacy_numpy_globals() -> list:
     return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
-def load_checkpoint(path: str | os.PathLike) -> Any:
+def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``: tensors, numbers, strings and
     plain containers only, so a crafted file cannot run code. InputError naming a missing, corrupt
-    or code-carrying file."""
+    or code-carrying file. Every torch file a user hands over is read here (``what`` names it)."""
     import torch
 
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: is a folder, not a checkpoint" if p.is_dir() else f"{p}: checkpoint not found")
+        raise InputError(f"{p}: is a folder, not a {what}" if p.is_dir() else f"{p}: {what} not found")
     try:
         with torch.serialization.safe_globals(_legacy_numpy_globals()):
             return torch.load(p, map_location="cpu", weights_only=True)
@@ -151,7 +151,7 @@ def load_checkpoint(path: str | os.PathLike) -> Any:
             "strings; defectkit does not unpickle code from a file it is handed)"
         ) from exc
     except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(f"{p}: cannot load checkpoint ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise InputError(f"{p}: cannot load {what} ({type(exc).__name__}: {_first_line(exc)})") from exc
 
 
 def _first_line(exc: BaseException) -> str:

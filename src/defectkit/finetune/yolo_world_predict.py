@@ -141,9 +141,15 @@ def label_categories(labels: Path, splits: Sequence[str]) -> list[dict[str, Any]
 
 def load_detector(weights: Path):
     """An ultralytics ``YOLO`` detector (YOLO-World or closed-set) from ``weights``, loaded offline;
-    InputError naming the file when it is not a detector checkpoint."""
+    InputError naming the file when it is not a detector checkpoint. A ``.pt`` is trusted code (it is
+    unpickled); one that holds no ultralytics model is refused from its pickle opcodes, unread."""
+    from defectkit.finetune.common import pickled_globals
     from defectkit.finetune.yolo_world_env import import_ultralytics
 
+    if Path(weights).suffix.lower() == ".pt" and not any(
+        n.startswith("ultralytics.") for n in pickled_globals(weights)
+    ):
+        raise InputError(f"{weights}: not an ultralytics checkpoint (no ultralytics model inside)")
     import_ultralytics()
     from ultralytics import YOLO
 

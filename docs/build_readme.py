@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-ORDER = ("datasets", "converters", "yolo_world", "sam", "image_models", "eval", "annotate")
+ORDER = ("datasets", "converters", "yolo_world", "sam", "image_models", "eval", "annotate", "failure_behaviour")
 
 
 def demote(text: str) -> str:

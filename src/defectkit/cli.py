@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from defectkit import __version__
-from defectkit.errors import DefectkitError, InputError
+from defectkit.errors import DefectkitError, InputError, OutputError, describe_os_error, os_error_in
 
 log = logging.getLogger("defectkit")
 
@@ -62,7 +62,8 @@ def setup_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input or an output that cannot be
+    written, e.g. a full disk; 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -74,10 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_progress_enabled(False if args.quiet else None)
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:
+    except (InputError, OutputError) as exc:
         if args.debug:
             raise
         print(f"defectkit: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as exc:  # a read or write the library did not name (full disk ...)
+        err = os_error_in(exc)
+        if args.debug or err is None:
+            raise
+        print(f"defectkit: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except DefectkitError as exc:
         if args.debug:

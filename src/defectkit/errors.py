@@ -15,13 +15,62 @@ class InputError(DefectkitError, ValueError):
     """
 
 
+class OutputError(DefectkitError):
+    """An output could not be written (full disk, read-only file system, quota): the message names
+    the file; the earlier output, if any, is left as it was. Exit code 2, like InputError."""
+
+
+#: errno values that mean "the output location cannot take this file" (not a bug in defectkit).
+WRITE_ERRNOS = frozenset({28, 30, 27, 122, 5})  # ENOSPC, EROFS, EFBIG, EDQUOT, EIO
+
+
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError that ``exc`` is or was raised while handling (torch wraps a failed write of
+    ``torch.save`` in a RuntimeError whose context is the real OSError); None when there is none."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, OSError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def describe_os_error(exc: OSError, path: object = None) -> str:
+    """``"<file>: <reason>"`` for a failed read or write; a full disk is named as such."""
+    where = path if path is not None else (exc.filename or "output")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == 28:
+        reason += " (disk full: free space and run the command again)"
+    return f"{where}: {reason}"
+
+
 class MissingWeightsError(InputError):
     """A weights file the user asked for (explicitly or by name) is not on disk."""
 
 
+def check_no_bool_for_number(cls, where: str, fields: dict) -> None:
+    """InputError when a true/false is given for a number field (``epochs: true`` would train one
+    epoch: Python counts a bool as the integer 1)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to check against
+        return
+    for name, value in fields.items():
+        hint = hints.get(name)
+        allowed = set(typing.get_args(hint)) or {hint}
+        if isinstance(value, bool) and bool not in allowed and allowed & {int, float}:
+            raise InputError(f"{where}: {name}: expected a number, got {str(value).lower()}")
+
+
 def make_config(cls, where: str, /, **fields):
     """``cls(**fields)`` for a config dataclass; a ValueError from its validation becomes an
-    InputError ``"<where>: <message>"`` (where = the command, e.g. ``"predict sam"``)."""
+    InputError ``"<where>: <message>"`` (where = the command, e.g. ``"predict sam"``); a bool for a
+    number field is refused."""
+    check_no_bool_for_number(cls, where, fields)
     try:
         return cls(**fields)
     except ValueError as exc:

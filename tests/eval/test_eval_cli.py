@@ -79,7 +79,7 @@ def test_without_val_predictions_a_fixed_threshold_is_needed(
     )
     assert code == 0, err
     m = json.loads((tmp_path / "b" / "report.json").read_text())["models"][0]
-    assert m["threshold"] == {"rule": "fixed=0.5", "value": 0.5, "chosen_on": "fixed"}
+    assert m["threshold"] == {"rule": "fixed=0.5", "value": 0.5, "chosen_on": "fixed", "usable": True}
 
 
 def test_val_with_good_images_only_falls_back_to_good_recall(run_cli, tiny_split, tmp_path):

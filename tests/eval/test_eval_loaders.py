@@ -35,7 +35,6 @@ def _first_test(manifest):
     ("change", "message"),
     [
         ({"image_id": 10_000}, "image_id 10000 is not in the split manifest"),
-        ({"score": float("nan")}, "score must be a finite number"),
         ({"score": "high"}, "score must be a finite number"),
         ({"bbox": [50, 50, 30, 30]}, "lies outside image"),
         ({"bbox": [-5, 0, 10, 10]}, "lies outside image"),
@@ -51,6 +50,16 @@ def test_bad_detections_are_refused(eval_manifest, tmp_path, change, message):
     with pytest.raises(InputError) as err:
         load_detections(path, eval_manifest)
     assert str(path) in str(err.value) and "entry 1" in str(err.value) and message in str(err.value)
+
+
+def test_nan_in_detections_is_refused_with_its_line(eval_manifest, tmp_path):
+    img_id, _ = _first_test(eval_manifest)
+    good = {"image_id": img_id, "category_id": 1, "bbox": [1, 1, 10, 10], "score": 0.5}
+    path = tmp_path / "detections.json"
+    path.write_text(json.dumps([good, {**good, "score": float("nan")}], indent=1))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "NaN" in text)
+    with pytest.raises(InputError, match=rf"detections\.json: line {line}: NaN is not a number JSON allows"):
+        load_detections(path, eval_manifest)
 
 
 def test_a_box_touching_the_border_is_fine(eval_manifest, tmp_path):

@@ -102,7 +102,7 @@ def test_embed_text_not_a_clip_file(run_cli, tmp_path):
     [
         (None, "not found"),
         ({"names": ["a"]}, "not a defectkit text embeddings file"),
-        (b"junk", "cannot read"),
+        (b"junk", "cannot load text embeddings"),
     ],
 )
 def test_load_text_embeddings_errors_name_the_file(tmp_path, payload, msg):

@@ -18,7 +18,10 @@ def register_auto(sub: argparse._SubParsersAction) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "--detector", metavar="BEST.pt", help="trained YOLO-World weights (e.g. RUN/weights/best.pt)"
+        "--detector",
+        metavar="BEST.pt",
+        help="trained YOLO-World weights (e.g. RUN/weights/best.pt); an ultralytics .pt is trusted code "
+        "(loading it can run what it carries): only your own or trusted files",
     )
     src.add_argument(
         "--boxes",

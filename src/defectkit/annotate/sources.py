@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -181,6 +182,8 @@ def load_predictions(
             x, y, w, h = (float(v) for v in det["bbox"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{p}: detection #{i} lacks image_id/category_id/bbox ({exc!r})") from exc
+        if not all(math.isfinite(v) for v in (score, x, y, w, h)):
+            raise InputError(f"{p}: detection #{i} has a score or bbox that is not a finite number")
         if image_id not in gt.images:
             foreign += 1
             continue

@@ -25,7 +25,7 @@ from defectkit.datasets.split import (
     load_split,
 )
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_json, ensure_dir
+from defectkit.fileio import atomic_write_json, ensure_dir, mark_complete, mark_incomplete
 from defectkit.progress import progress
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,9 @@ def _run_pool(jobs: list[worker.Job], workers: int) -> list[worker.ImageResult]:
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
     done: list[list[worker.ImageResult] | None] = [None] * len(chunks)
     ticks = iter(progress(range(len(jobs)), desc="convert", total=len(jobs)))
-    pool = ProcessPoolExecutor(max_workers=workers - 1)
+    pool = ProcessPoolExecutor(
+        max_workers=workers - 1, initializer=worker.die_with_parent, initargs=(os.getpid(),)
+    )
     futures = [pool.submit(worker.process_many, c) for c in chunks]
     try:
         for k in reversed(range(len(chunks))):  # this process works from the back ...
@@ -250,6 +252,7 @@ def convert_dataset(config: ConvertConfig) -> ConvertReport:
     report = ConvertReport(output=out)
     _tally(report, manifest, results, cfg)
     plan = writers.Plan(manifest, results, categories, single_class=cfg.single_class, threads=cfg.workers)
+    mark_incomplete(out, "defectkit convert")  # removed last: readers refuse a half-updated folder
     _write_formats(plan, out, cfg, names, report)
     if cfg.check:
         from defectkit.converters.fidelity import summarize
@@ -273,6 +276,7 @@ def convert_dataset(config: ConvertConfig) -> ConvertReport:
             },
         )
     )
+    mark_complete(out)
     return report
 
 

@@ -5,12 +5,17 @@ Kept apart from ``convert`` so a process pool pickles only small jobs and result
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from defectkit.converters.instances import Instance, box_to_instances, mask_to_instances
 from defectkit.converters.png import decode_gray8
+from defectkit.datasets.io import mask_cut
 from defectkit.errors import InputError
 from defectkit.fileio import sha256_bytes
 
@@ -74,6 +79,30 @@ def process(job: Job) -> ImageResult:
     return result
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the process that started it dies, even by SIGKILL
+    (which runs no cleanup in the parent). Linux: the kernel sends SIGTERM (``PR_SET_PDEATHSIG``);
+    elsewhere, and as a backstop, a daemon thread checks every second that the parent is alive."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="defectkit-parent-watch", daemon=True).start()
+
+
 def process_many(jobs: list[Job]) -> list[ImageResult]:
     """``process`` of each job (one pool task per chunk keeps the inter-process traffic small)."""
     return [process(j) for j in jobs]
@@ -101,9 +130,10 @@ def _mask_instances(job: Job, data: bytes) -> tuple[list[Instance], int, bool, t
         )
     x, y, w, h = cv2.boundingRect(arr)  # every nonzero pixel, so every foreground and non-binary one
     box = arr[y : y + h, x : x + w]
-    nonbinary = w > 0 and cv2.countNonZero(cv2.inRange(box, 1, 254)) > 0
+    cut = mask_cut(int(box.max())) if w > 0 else 127.5
+    nonbinary = w > 0 and cut > 1 and cv2.countNonZero(cv2.inRange(box, 1, 254)) > 0
     instances, dropped = box_to_instances(
-        box > 127, x, y, arr.shape, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify
+        box > cut, x, y, arr.shape, min_area=job.min_area, per_image=job.per_image, simplify=job.simplify
     )
     return instances, dropped, nonbinary, arr.shape
 
@@ -127,7 +157,8 @@ def read_mask_fast(path: str, data: bytes | None = None) -> tuple[np.ndarray, bo
     if arr is None or arr.ndim != 2 or arr.dtype != np.uint8:
         read = read_mask(path)
         return read.mask, read.nonbinary_pixels > 0
-    return arr > 127, cv2.countNonZero(cv2.inRange(arr, 1, 254)) > 0
+    cut = mask_cut(int(arr.max())) if arr.size else 127.5
+    return arr > cut, cut > 1 and cv2.countNonZero(cv2.inRange(arr, 1, 254)) > 0
 
 
 def instance_fidelity(inst: Instance, width: int, height: int) -> tuple[float, float]:

@@ -19,7 +19,7 @@ from defectkit.converters.coco import build_coco, instances_to_coco_annotations
 from defectkit.converters.voc import voc_xml
 from defectkit.converters.yolo import data_yaml, instances_to_yolo_lines
 from defectkit.datasets.split import SPLIT_NAMES, SplitEntry, SplitManifest
-from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir
+from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, raise_output_error
 from defectkit.progress import progress
 
 
@@ -61,9 +61,10 @@ def write_small(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if tmp.exists():
             tmp.unlink()
+        raise_output_error(exc, path)
         raise
 
 

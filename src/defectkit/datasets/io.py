@@ -63,14 +63,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 class MaskRead:
     """A mask as read from disk.
 
-    mask: HxW bool, True = defect (value > 127 on the 8-bit scale).
+    mask: HxW bool, True = defect (value > 127 on the 8-bit scale; > 0 for a 0/1 mask).
     nonbinary_pixels: pixels whose value was neither 0 nor the maximum (0 for a clean 0/255 mask).
     area_change: |count(>0) - count(>127)|, the pixels a naive ">0" threshold would add.
+    zero_one: the file holds only 0 and 1 (a 0/1 mask, read as binary; see :func:`mask_cut`).
     """
 
     mask: np.ndarray
     nonbinary_pixels: int
     area_change: int
+    zero_one: bool = False
+
+
+def mask_cut(max_value: float) -> float:
+    """The value a mask pixel must exceed to be defect, given the mask's largest raw value: 0.5 for a
+    0/1 mask (maximum 1: almost certainly written as 0/1, and >127 would empty it), else 127.5
+    (">127" on the 8-bit scale). Every mask reader goes through this."""
+    return 0.5 if max_value == 1 else 127.5
 
 
 def read_mask(path: str | os.PathLike) -> MaskRead:
@@ -81,15 +90,23 @@ def read_mask(path: str | os.PathLike) -> MaskRead:
         return MaskRead(m.copy(), 0, 0)
     if im.mode in ("I;16", "I;16B", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
+        if arr.size and arr.max() == 1:  # a 0/1 mask (mask_cut)
+            return _zero_one(arr)
         scale = 65535.0 if arr.max() > 255 else 255.0
         arr = arr * (255.0 / scale)
     elif im.mode in ("LA", "RGBA", "RGB", "P", "PA", "CMYK", "YCbCr"):
         arr = np.asarray(im.convert("L"), dtype=np.float64)
     else:
         arr = np.asarray(im, dtype=np.float64)
+    if arr.size and arr.max() == 1:  # a 0/1 mask (mask_cut)
+        return _zero_one(arr)
     mask = arr > 127.5  # == "> 127" on 8-bit integers
     nonzero = int((arr > 0).sum())
     full = int((arr >= 254.5).sum())
     zero = int((arr <= 0).sum())
     nonbinary = int(arr.size - full - zero)
     return MaskRead(mask, nonbinary, abs(nonzero - int(mask.sum())))
+
+
+def _zero_one(arr: np.ndarray) -> MaskRead:
+    return MaskRead(arr > mask_cut(1), 0, 0, zero_one=True)

@@ -130,12 +130,24 @@ def _find_mask(gt_dir: Path, stem: str, listing: dict[Path, dict[str, Path]]) ->
     return stems.get(f"{stem}_mask") or stems.get(stem)
 
 
-def _list_candidates(cat_dir: Path) -> list[tuple[str, str, Path]]:
-    """(split, defect_type, image path) of every image file, sorted."""
+def _list_candidates(cat_dir: Path, problems: _Problems) -> list[tuple[str, str, Path]]:
+    """(split, defect_type, image path) of every image file, sorted. Two files with one stem in a
+    folder (``000.png`` beside ``000.jpg``) would share a name, an id and an output file: an error."""
     out: list[tuple[str, str, Path]] = []
-    for split in SPLITS:
-        for defect_dir in sorted(p for p in (cat_dir / split).iterdir() if p.is_dir()):
-            out += [(split, defect_dir.name, img) for img in _images_in(defect_dir)]
+    gt = cat_dir / "ground_truth"
+    for top in [cat_dir / s for s in SPLITS] + ([gt] if gt.is_dir() else []):
+        for defect_dir in sorted(p for p in top.iterdir() if p.is_dir()):
+            images = _images_in(defect_dir)
+            by_stem: dict[str, Path] = {}
+            for img in images:
+                if img.stem in by_stem:
+                    problems.errors.append(
+                        f"{img}: same name stem as {by_stem[img.stem].name} in {defect_dir} "
+                        "(image names must be unique apart from the extension: rename or remove one)"
+                    )
+                by_stem.setdefault(img.stem, img)
+            if top.name in SPLITS:
+                out += [(top.name, defect_dir.name, img) for img in images]
     return out
 
 
@@ -143,6 +155,7 @@ def _list_candidates(cat_dir: Path) -> list[tuple[str, str, Path]]:
 class _MaskTally:
     nonbinary: int = 0
     worst_change: int = 0
+    zero_one: int = 0
 
 
 def _check_mask(mask_path: Path, img: Path, defect: str, size: tuple[int, int], problems: _Problems,
@@ -160,6 +173,7 @@ def _check_mask(mask_path: Path, img: Path, defect: str, size: tuple[int, int], 
             f"size {width}x{height} of {img.name}"
         )
         return False
+    tally.zero_one += m.zero_one
     if m.nonbinary_pixels:
         tally.nonbinary += 1
         tally.worst_change = max(tally.worst_change, m.area_change)
@@ -181,13 +195,18 @@ def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[Im
     listing: dict[Path, dict[str, Path]] = {}
     used_masks: set[Path] = set()
     tally = _MaskTally()
-    for split, defect, img in progress(_list_candidates(cat_dir), desc=f"scan {cat_dir.name}"):
+    candidates = _list_candidates(cat_dir, problems)
+    if problems.errors:
+        return []
+    for split, defect, img in progress(candidates, desc=f"scan {cat_dir.name}"):
+        mask_path = _find_mask(gt_root / defect, img.stem, listing) if split == "test" else None
+        if mask_path is not None:
+            used_masks.add(mask_path)  # matched even when the image turns out unreadable
         try:
             width, height, channels = image_info(img)
         except InputError as exc:
             problems.errors.append(str(exc))
             continue
-        mask_path = _find_mask(gt_root / defect, img.stem, listing) if split == "test" else None
         if defect != GOOD and mask_path is None:
             msg = f"{img}: no mask ground_truth/{defect}/{img.stem}_mask.png for this defect image"
             if lenient:
@@ -195,12 +214,15 @@ def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[Im
             else:
                 problems.errors.append(msg)
             continue
-        if mask_path is not None:
-            used_masks.add(mask_path)
-            if not _check_mask(mask_path, img, defect, (width, height), problems, tally):
-                continue
+        if mask_path is not None and not _check_mask(mask_path, img, defect, (width, height), problems, tally):
+            continue
         keep_mask = mask_path.resolve() if mask_path is not None and defect != GOOD else None
         records.append(ImageRecord(cat_dir.name, split, defect, img.resolve(), keep_mask, width, height, channels))
+    if tally.zero_one:
+        problems.warn(
+            f"{gt_root}: {tally.zero_one} mask(s) hold values 0/1 instead of 0/255; read as binary "
+            "masks (1 = defect)"
+        )
     if tally.nonbinary:
         problems.warn(
             f"{gt_root}: {tally.nonbinary} mask(s) are not binary 0/255; thresholded at >127 "
@@ -223,6 +245,8 @@ def scan_mvtec(path: str | Path, *, lenient: bool = False) -> DatasetIndex:
     ``lenient=True`` drops defect images without a mask with a warning instead of failing.
     """
     root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: is a file; give the dataset (category) folder")
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found")
     if _is_category_dir(root):

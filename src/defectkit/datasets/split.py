@@ -137,6 +137,17 @@ def data_fingerprint(dataset: Path, rel_paths: list[str]) -> str:
     return fingerprint_from_hashes(hashes)
 
 
+def dataset_fingerprint(root: str | Path) -> str:
+    """:func:`fingerprint_from_hashes` of every file under ``root`` (names starting with "." skipped):
+    changes when an image or mask is edited, added, renamed or deleted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    rels = (p.relative_to(root) for p in sorted(root.rglob("*")) if p.is_file())
+    files = [r.as_posix() for r in rels if not any(part.startswith(".") for part in r.parts)]
+    return data_fingerprint(root, files)
+
+
 def _entry(rec: ImageRecord, root: Path, split: str) -> SplitEntry:
     return SplitEntry(
         name=rec.name,
@@ -223,6 +234,20 @@ def make_split(index: DatasetIndex, config: SplitConfig = SplitConfig()) -> Spli
     )
 
 
+def _check_unique(p: Path, entries: tuple[SplitEntry, ...]) -> None:
+    """InputError when an image name or file is listed twice (two COCO images would share an id)."""
+    for field_name in ("name", "image"):
+        seen: set[str] = set()
+        for e in entries:
+            value = getattr(e, field_name)
+            if value in seen:
+                raise InputError(
+                    f"{p}: image {field_name} {value!r} is listed more than once (each image once; "
+                    "run 'defectkit split' again)"
+                )
+            seen.add(value)
+
+
 def load_split(path: str | Path, *, verify: bool = True) -> SplitManifest:
     """Load a split manifest. With ``verify`` the listed files are re-hashed and a manifest whose
     fingerprint no longer matches the data is refused with an InputError naming the manifest."""
@@ -244,6 +269,7 @@ def load_split(path: str | Path, *, verify: bool = True) -> SplitManifest:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{p}: malformed split manifest ({exc})") from exc
+    _check_unique(p, entries)
     if verify:
         if not manifest.dataset.is_dir():
             raise InputError(f"{p}: dataset folder {manifest.dataset} no longer exists")

@@ -48,9 +48,10 @@ def _confusion_numbers(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def bootstrap_image_metrics(
-    labels, scores, threshold: float, *, n: int = 1000, seed: int = 0, level: float = 0.95
+    labels, scores, threshold: float | None, *, n: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, list[float] | None]:
-    """{metric: [low, high] or None} for IMAGE_METRICS; AUROC and AP via scikit-learn."""
+    """{metric: [low, high] or None} for IMAGE_METRICS; AUROC and AP via scikit-learn. With
+    ``threshold`` None (no usable threshold) only AUROC and AP get an interval."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     y = np.asarray(labels, dtype=int)
@@ -60,8 +61,9 @@ def bootstrap_image_metrics(
     for _ in range(n):
         idx = rng.integers(0, y.size, y.size)
         yi, si = y[idx], s[idx]
-        for k, v in _confusion_numbers(yi, (si >= threshold).astype(int)).items():
-            samples[k].append(v)
+        if threshold is not None:
+            for k, v in _confusion_numbers(yi, (si >= threshold).astype(int)).items():
+                samples[k].append(v)
         both = yi.min() != yi.max()
         samples["auroc"].append(float(roc_auc_score(yi, si)) if both else math.nan)
         samples["ap"].append(float(average_precision_score(yi, si)) if yi.any() else math.nan)

@@ -23,16 +23,24 @@ def _num(value: float) -> float | None:
 def image_metrics(
     labels: Sequence[int],
     scores: Sequence[float],
-    threshold: float,
+    threshold: float | None,
     defect_types: Sequence[str] | None = None,
 ) -> dict:
     """accuracy, good_recall, defect_recall, precision, f1 (defect class), auroc, ap,
     confusion [[TN, FP], [FN, TP]], n_good, n_defect and, with ``defect_types`` (N names,
-    "good" for good images), per_type_recall {type: fraction flagged correctly}."""
+    "good" for good images), per_type_recall {type: fraction flagged correctly}.
+    ``threshold`` None (no usable threshold): every number that needs one is None."""
     from sklearn import metrics
 
     y = np.asarray(labels, dtype=int)
     s = np.asarray(scores, dtype=float)
+    if threshold is None:
+        out = image_metrics(y, s, 0.0, defect_types)
+        for key in ("accuracy", "good_recall", "defect_recall", "precision", "f1", "confusion"):
+            out[key] = None
+        if "per_type_recall" in out:
+            out["per_type_recall"] = dict.fromkeys(out["per_type_recall"])
+        return out
     pred = (s >= threshold).astype(int)
     both = bool(np.any(y == 0) and np.any(y == 1))
     out = {

@@ -16,7 +16,7 @@ from pathlib import Path
 from defectkit.datasets.io import read_image
 from defectkit.datasets.split import load_split
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_bytes, atomic_write_text, dumps_json, ensure_dir
+from defectkit.fileio import atomic_dir, atomic_write_bytes, atomic_write_text, check_output_dir, dumps_json
 from defectkit.finetune.common import config_to_dict, library_versions
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,9 @@ def _per_image_csv(rows: list[dict]) -> str:
 
 
 def write_report(report: dict, figures: dict[str, bytes], rows: list[dict], out: Path) -> None:
-    """Write report.json, per_image.csv, figures/*.png, report.md and report.html (each atomically).
-    Everything is rendered before the first file is written, so a failure leaves no mixed folder."""
+    """Write report.json, per_image.csv, figures/*.png, report.md and report.html into a sibling
+    temp folder swapped in for ``out`` at the end: a failure, a kill or a full disk leaves the
+    previous report folder whole, never a report.json of other models than report.md/html."""
     from defectkit.eval.html import render_html
     from defectkit.eval.report import render_markdown
 
@@ -142,11 +143,11 @@ def write_report(report: dict, figures: dict[str, bytes], rows: list[dict], out:
         "report.md": render_markdown(report, files),
         "report.html": render_html(report, figures),
     }
-    ensure_dir(out)
-    for key, rel in files.items():
-        atomic_write_bytes(out / rel, figures[key])
-    for fname, text in texts.items():
-        atomic_write_text(out / fname, text)
+    with atomic_dir(out) as tmp:
+        for key, rel in files.items():
+            atomic_write_bytes(tmp / rel, figures[key])
+        for fname, text in texts.items():
+            atomic_write_text(tmp / fname, text)
 
 
 def evaluate(config: EvalConfig) -> dict:
@@ -159,6 +160,7 @@ def evaluate(config: EvalConfig) -> dict:
     from defectkit.eval.report import REFERENCE
     from defectkit.eval.thresholds import parse_threshold_rule
 
+    check_output_dir(config.output)  # a bad -o is reported before the work, not after it
     split_path = Path(config.split)
     manifest = load_split(split_path, verify=config.verify_split)
     gt = {s: load_coco_labels(config.labels, s, manifest) for s in ("test",)}

@@ -17,7 +17,7 @@ import numpy as np
 
 from defectkit.datasets.split import SplitEntry, SplitManifest
 from defectkit.errors import InputError
-from defectkit.fileio import read_json
+from defectkit.fileio import check_complete, read_json
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def global_ids(manifest: SplitManifest) -> dict[str, int]:
 def load_coco_labels(labels_dir: str | Path, split: str, manifest: SplitManifest) -> dict:
     """LABELS/coco/<split>.json, checked to list exactly the split's images under their global ids."""
     path = Path(labels_dir) / "coco" / f"{split}.json"
+    check_complete(path)
     gt = read_json(path, "COCO labels")
     if not isinstance(gt, dict) or not all(k in gt for k in ("images", "annotations", "categories")):
         raise InputError(f"{path}: not a COCO dataset (needs images, annotations, categories)")
@@ -43,6 +44,8 @@ def load_coco_labels(labels_dir: str | Path, split: str, manifest: SplitManifest
     seen = set()
     for img in gt["images"]:
         name = img.get("name")
+        if name in seen:
+            raise InputError(f"{path}: image {name!r} is listed more than once (two COCO images, one id)")
         if name not in ids:
             raise InputError(f"{path}: image {img.get('id')} ({name!r}) is not in the split manifest")
         if img.get("id") != ids[name]:
@@ -151,6 +154,8 @@ def load_image_scores(path: str | Path, manifest: SplitManifest, splits: tuple[s
                 scores[name] = score
     except FileNotFoundError:
         raise InputError(f"{path}: image scores not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: image scores are not UTF-8 text (byte offset {exc.start})") from None
     for split in splits:
         missing = sorted(e.name for e in manifest.subset(split) if e.name not in scores)
         if missing:
@@ -164,15 +169,21 @@ def load_anomaly_map(maps_dir: Path, entry: SplitEntry) -> np.ndarray:
     """anomaly_maps/<name>.npy (float) or <name>.png (16-bit, scaled to [0, 1]) as HxW float32."""
     npy, png = maps_dir / f"{entry.name}.npy", maps_dir / f"{entry.name}.png"
     if npy.is_file():
+        with npy.open("rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":  # else numpy says "pickled data" of any random bytes
+                raise InputError(f"{npy}: not a NumPy .npy array file (no .npy header)")
         try:
             amap = np.load(npy, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InputError(f"{npy}: cannot read anomaly map ({exc})") from exc
         path = npy
     elif png.is_file():
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        amap, path = np.asarray(Image.open(png), dtype=np.float64) / 65535.0, png
+        try:
+            amap, path = np.asarray(Image.open(png), dtype=np.float64) / 65535.0, png
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise InputError(f"{png}: cannot read anomaly map ({exc})") from exc
     else:
         raise InputError(f"{maps_dir}: no anomaly map for {entry.name} ({npy.name} or {png.name})")
     amap = np.asarray(amap, dtype=np.float32)
@@ -198,6 +209,7 @@ def load_prediction_folder(name: str, folder: str | Path, manifest: SplitManifes
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--pred {name}={folder}: not a folder")
+    check_complete(folder, levels=0)
     meta_path = folder / META_FILE
     if meta_path.is_file():
         meta = read_json(meta_path, "prediction meta")

@@ -7,6 +7,7 @@ worst-case strip needs are returned next to it, not inside it.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from defectkit.eval.bootstrap import bootstrap_coco_ap, bootstrap_image_metrics
 from defectkit.eval.classification import curves, image_metrics
 from defectkit.eval.coco_metrics import coco_eval
 from defectkit.eval.loaders import PredictionSet, global_ids, load_anomaly_map
-from defectkit.eval.thresholds import ThresholdRule, choose_threshold
+from defectkit.eval.thresholds import ThresholdRule, choose_threshold, unusable_reason
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,12 @@ def _threshold(pred: PredictionSet, ctx: EvalContext, scores: dict[str, float]) 
     except ValueError as exc:
         raise InputError(f"--threshold {ctx.rule}: {exc} (split has {y.size} val images)") from exc
     out = {"rule": str(rule), "value": value, "chosen_on": "fixed" if rule.kind == "fixed" else "val"}
-    if y.size and rule.kind != "fixed":
+    # good-recall on equal scores is still a rule ("above every val good image"); max-f1 is not
+    unusable = unusable_reason(s) if rule.kind == "max-f1" else None
+    out["usable"] = unusable is None
+    if unusable:  # a cut through equal scores flags every image or none: no recall of 1 from it
+        out["value"], note = None, unusable
+    elif y.size and rule.kind != "fixed":
         m = image_metrics(y, s, value)
         out["val"] = {k: m[k] for k in ("accuracy", "good_recall", "defect_recall", "f1")}
     if note:
@@ -205,15 +211,18 @@ def _per_type(report: dict, test: tuple[SplitEntry, ...], per_image: dict) -> di
     return out
 
 
-def _worst_cases(test, scores: dict, threshold: float, per_image: dict, n: int) -> list[dict]:
-    """Missed defects (lowest score first), false alarms (highest first), then lowest IoU."""
-    fn = sorted(
-        (e for e in test if e.label == 1 and scores[e.name] < threshold), key=lambda e: scores[e.name]
-    )
-    fp = sorted(
-        (e for e in test if e.label == 0 and scores[e.name] >= threshold), key=lambda e: -scores[e.name]
-    )
-    cases = [(e, "missed defect") for e in fn] + [(e, "false alarm") for e in fp]
+def _worst_cases(test, scores: dict, threshold: float | None, per_image: dict, n: int) -> list[dict]:
+    """Missed defects (lowest score first), false alarms (highest first), then lowest IoU; without
+    a usable threshold only the lowest IoU. A good image has no mask IoU (None)."""
+    cases = []
+    if threshold is not None:
+        fn = sorted(
+            (e for e in test if e.label == 1 and scores[e.name] < threshold), key=lambda e: scores[e.name]
+        )
+        fp = sorted(
+            (e for e in test if e.label == 0 and scores[e.name] >= threshold), key=lambda e: -scores[e.name]
+        )
+        cases = [(e, "missed defect") for e in fn] + [(e, "false alarm") for e in fp]
     if per_image:
         low = sorted(
             (
@@ -229,7 +238,7 @@ def _worst_cases(test, scores: dict, threshold: float, per_image: dict, n: int) 
         if e.name in seen:
             continue
         seen.add(e.name)
-        iou = per_image[e.name]["iou"] if per_image else None
+        iou = per_image[e.name]["iou"] if per_image and e.label == 1 else None
         out.append(
             {
                 "image": e.name,
@@ -275,8 +284,8 @@ def _overlay_data(
 def _detection_blocks(pred: PredictionSet, ctx: EvalContext, report: dict, det_thr: float) -> dict:
     """Fill report["box"], ["mask_coco"], ["mask"] from detections; returns per-image mask data."""
     gt = ctx.gt["test"]
+    _check_categories(pred, pred.detections or [], gt)  # val's detections too, not only test's
     dets = _split_dets(pred.detections or [], gt)
-    _check_categories(pred, dets, gt)
     report["box"] = _coco_block(gt, dets, "bbox", ctx)
     if not (any("segmentation" in d for d in dets) or pred.kind == "segmenter"):
         return {}
@@ -286,7 +295,7 @@ def _detection_blocks(pred: PredictionSet, ctx: EvalContext, report: dict, det_t
     return per_image
 
 
-def _rows(pred: PredictionSet, test, scores: dict, t: float, per_image: dict) -> list[dict]:
+def _rows(pred: PredictionSet, test, scores: dict, t: float | None, per_image: dict) -> list[dict]:
     return [
         {
             "model": pred.name,
@@ -295,7 +304,7 @@ def _rows(pred: PredictionSet, test, scores: dict, t: float, per_image: dict) ->
             "defect_type": e.defect_type,
             "label": e.label,
             "score": scores[e.name],
-            "pred": int(scores[e.name] >= t),
+            "pred": None if t is None else int(scores[e.name] >= t),
             "iou": per_image.get(e.name, {}).get("iou"),
             "dice": per_image.get(e.name, {}).get("dice"),
         }
@@ -314,6 +323,8 @@ def evaluate_model(pred: PredictionSet, ctx: EvalContext) -> tuple[dict, list[di
     scores, source = image_scores(pred, man)
     thr = _threshold(pred, ctx, scores)
     t = thr["value"]
+    if not thr["usable"]:
+        log.warning("%s: %s; threshold-based metrics are N/A", pred.name, thr["note"])
     y, s = [e.label for e in test], [scores[e.name] for e in test]
     image = image_metrics(y, s, t, [e.defect_type for e in test])
     if ctx.n_bootstrap:
@@ -336,6 +347,8 @@ def evaluate_model(pred: PredictionSet, ctx: EvalContext) -> tuple[dict, list[di
         if source == "image_scores.csv":  # CSV scores may live on another scale than box/mask scores
             det_thr = _threshold(pred, ctx, image_scores(pred, man, from_detections=True)[0])["value"]
         report["detection_score_threshold"] = det_thr
+        if det_thr is None:  # box scores that separate nothing: every mask counts
+            det_thr = -math.inf
         per_image = _detection_blocks(pred, ctx, report, det_thr)
     if pred.maps_dir is not None and not per_image:
         summary, per_image = _anomaly_masks(pred, ctx)
@@ -343,7 +356,9 @@ def evaluate_model(pred: PredictionSet, ctx: EvalContext) -> tuple[dict, list[di
         report["mask"] = {**_mask_summary(per_image, test), **summary}
     report["per_type"] = _per_type(report, test, per_image)
     report["worst_cases"] = _worst_cases(test, scores, t, per_image, ctx.n_worst)
-    worst = _overlay_data(pred, ctx, report["worst_cases"], per_image, det_thr)
+    worst = _overlay_data(
+        pred, ctx, report["worst_cases"], per_image, -math.inf if det_thr is None else det_thr
+    )
     return (
         report,
         _rows(pred, test, scores, t, per_image),

@@ -195,6 +195,8 @@ def all_numbers(report: dict) -> list[list[str]]:
 
 def confusion_rows(m: dict) -> tuple[list[str], list[list[str]]]:
     """The test confusion matrix [[TN, FP], [FN, TP]] as a labelled 2x2 table."""
+    if m["image"]["confusion"] is None:  # no usable threshold
+        return ["true \\ predicted", "good", "defect"], [["good", NA, NA], ["defect", NA, NA]]
     (tn, fp), (fn, tp) = m["image"]["confusion"]
     return ["true \\ predicted", "good", "defect"], [["good", str(tn), str(fp)], ["defect", str(fn), str(tp)]]
 

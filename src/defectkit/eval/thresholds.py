@@ -91,6 +91,16 @@ def good_recall_threshold(labels: np.ndarray, scores: np.ndarray, target: float)
     return _between(kth, float(above.min()) if above.size else math.inf)
 
 
+def unusable_reason(scores: np.ndarray) -> str | None:
+    """Why max-F1 cannot choose a meaningful threshold on these validation scores (None when it
+    can): all scores equal (a model with no detections, or a constant score) separate nothing, and
+    the only cut calls every image defective."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.size and np.unique(scores).size == 1:
+        return f"no usable threshold: all val scores equal ({float(scores[0]):.3g})"
+    return None
+
+
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: ThresholdRule) -> float:
     """Apply ``rule`` to validation (labels, scores). ValueError when the rule cannot apply."""
     if rule.kind == "fixed":

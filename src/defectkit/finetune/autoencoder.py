@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from defectkit.errors import InputError
+from defectkit.fileio import ensure_dir, mark_incomplete
 from defectkit.finetune.autoencoder_model import (  # noqa: F401  (re-exported)
     ConvAutoEncoder,
     SSIMAutoEncoder,
@@ -211,7 +212,7 @@ def calibrate_checkpoint(path: Path, config: AutoencoderConfig, manifest, device
     log.info("%s: error maps standardised by %d good images; val threshold %.4g", path, len(good), ckpt["threshold"])
 
 
-def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Path:
+def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False, exist_ok: bool = False) -> Path:
     """Train per ``config`` on train-good images; with ``resume`` continue ``config.output/last.pt``."""
     from defectkit.finetune.image_common import open_run, resume_state, run_log
     from defectkit.finetune.image_data import load_manifest
@@ -229,8 +230,10 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False) -> Pat
         )
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
+        # set up first (the epochs follow from the step budget and the loader): a bad --weights
+        # file or bad data then leaves no run folder behind
         setup, model = _fit_setup(config, manifest, dinfo, device)
-        ckpt = open_run(run_dir, KIND, setup.epochs, resume)
+        ckpt = open_run(run_dir, KIND, setup.epochs, resume, exist_ok)
         if dinfo.rank == 0:
             prepare_run_dir(run_dir, config)
         barrier()
@@ -274,6 +277,8 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
     manifest = load_manifest(split_path)
     device = resolve_device(config.device)
     model.to(device)
+    if config.save_maps:  # maps are written while scoring: mark the folder until the CSV is there too
+        mark_incomplete(ensure_dir(config.output), "defectkit predict autoencoder")
 
     stats = ckpt.get("map_stats")  # written after training (calibrate_checkpoint)
 

@@ -137,7 +137,7 @@ def _fit_setup(config: ClassifierConfig, manifest, names, counts, dinfo, device)
     return setup, model
 
 
-def train_classifier(config: ClassifierConfig, *, resume: bool = False) -> Path:
+def train_classifier(config: ClassifierConfig, *, resume: bool = False, exist_ok: bool = False) -> Path:
     """Train per ``config``; with ``resume`` continue ``config.output/last.pt``. Returns the run folder."""
     from defectkit.finetune.image_common import open_run, resume_state, run_log
     from defectkit.finetune.image_data import check_train_classes, class_counts, class_names, load_manifest
@@ -151,8 +151,10 @@ def train_classifier(config: ClassifierConfig, *, resume: bool = False) -> Path:
     check_train_classes(config.split, names, counts)
     with distributed(resolve_device(config.device)) as (dinfo, device):
         seed_everything(config.seed)
+        # set up first (the epochs follow from the step budget and the loader): a bad --weights
+        # file or bad data then leaves no run folder behind
         setup, model = _fit_setup(config, manifest, names, counts, dinfo, device)
-        ckpt = open_run(run_dir, KIND, setup.epochs, resume)
+        ckpt = open_run(run_dir, KIND, setup.epochs, resume, exist_ok)
         if dinfo.rank == 0:
             prepare_run_dir(run_dir, config)
         barrier()

@@ -63,7 +63,7 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float) -> str:
 
 
 def _state_dict_from(path: Path) -> dict[str, torch.Tensor]:
-    obj = load_checkpoint(path, weights_only=False)
+    obj = load_checkpoint(path)
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -10,8 +10,11 @@ import dataclasses
 import logging
 import math
 import os
+import pickle
+import pickletools
 import platform
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -133,25 +136,94 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, *, weights_only: bool = False) -> Any:
-    """``torch.load(path, map_location="cpu")`` with an InputError naming a missing/corrupt file."""
+def _legacy_numpy_globals() -> list:
+    """The numpy array reconstructors older defectkit checkpoints pickled (numpy RNG state).
+    Allowlisting them keeps ``weights_only=True`` loading: they build arrays, they run no code."""
+    import numpy as np
+
+    multiarray = getattr(np, "_core", None) or np.core
+    return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``: tensors, numbers, strings and
+    plain containers only, so a crafted file cannot run code. InputError naming a missing, corrupt
+    or code-carrying file. Every torch file a user hands over is read here (``what`` names it)."""
     import torch
 
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: checkpoint not found")
+        raise InputError(f"{p}: is a folder, not a {what}" if p.is_dir() else f"{p}: {what} not found")
     try:
-        return torch.load(p, map_location="cpu", weights_only=weights_only)
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputError(
+            f"{p}: not a plain weights file (it needs Python objects beyond tensors, numbers and "
+            "strings; defectkit does not unpickle code from a file it is handed)"
+        ) from exc
     except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(f"{p}: cannot load checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"{p}: cannot load {what} ({type(exc).__name__}: {_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_STRING_OPS = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING"}
+)
+
+
+def pickled_globals(path: str | os.PathLike) -> set[str]:
+    """``module.name`` of every class or function a torch (zip format) checkpoint refers to,
+    read from its pickle opcodes without unpickling it: sniffing a file's kind runs none of its code.
+    InputError for a file that is not a torch zip archive."""
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            member = next(n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl"))
+            ops = list(pickletools.genops(zf.read(member)))
+    except (OSError, zipfile.BadZipFile, StopIteration, ValueError) as exc:
+        raise InputError(f"{p}: not a torch checkpoint (no zip archive with data.pkl inside)") from exc
+    found: set[str] = set()
+    strings: list[str | None] = []
+    memo: dict[int, str | None] = {}
+    for op, arg, _ in ops:
+        if op.name in _STRING_OPS:
+            strings.append(str(arg))
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = strings[-1] if strings else None
+        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = strings[-1] if strings else None
+        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+            strings.append(memo.get(int(arg)))
+        elif op.name == "GLOBAL":
+            found.add(str(arg).replace(" ", "."))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.add(f"{strings[-2]}.{strings[-1]}")
+    return found
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch RNG states, for exact resume."""
+    """Python, numpy and torch RNG states, for exact resume (plain types and tensors only, so the
+    checkpoint loads with ``weights_only=True``)."""
     import numpy as np
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -162,7 +234,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    npst = state["numpy"]
+    if isinstance(npst, dict):
+        keys = np.asarray(npst["keys"].numpy(), dtype=np.uint32)
+        npst = (npst["bit_generator"], keys, npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+    np.random.set_state(npst)  # a tuple: checkpoints written before the plain-type format
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -29,6 +29,9 @@ def _common_train_flags(p: argparse.ArgumentParser) -> None:
         "-o", "--output", metavar="RUN", help="run folder (config.json, metrics.csv, best.pt, last.pt)"
     )
     g.add_argument("--resume", metavar="RUN", help="continue the run in RUN from RUN/last.pt")
+    g.add_argument(
+        "--exist-ok", action="store_true", help="start over in a run folder that already holds a run"
+    )
     g.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     g.add_argument("--seed", type=int)
     g.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
@@ -158,7 +161,6 @@ def build_train_config(args: argparse.Namespace):
     import dataclasses
 
     from defectkit.finetune import image_config as ic
-    from defectkit.finetune.image_common import read_run_config
 
     cls = getattr(ic, _MODELS[args.model_name])
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -166,6 +168,8 @@ def build_train_config(args: argparse.Namespace):
     layers = []
     resume = getattr(args, "resume", None)
     if resume:
+        from defectkit.finetune.image_common import read_run_config  # imports torch
+
         layers.append((f"{resume}/config.json", read_run_config(resume)))
     if getattr(args, "config", None):
         layers.append((args.config, ic.load_config_file(args.config, cls, args.model_name)))
@@ -176,19 +180,26 @@ def build_train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from defectkit.fileio import require_file
+
     config, resume = build_train_config(args)
+    if getattr(config, "weights", "none") not in ("none", "imagenet"):
+        require_file(config.weights, "--weights file")  # before torch is imported
     if args.model_name == "classifier":
         from defectkit.finetune.classifier import train_classifier as train
     else:
         from defectkit.finetune.autoencoder import train_autoencoder as train
-    run = train(config, resume=resume)
+    run = train(config, resume=resume, exist_ok=getattr(args, "exist_ok", False))
     print(f"wrote {run}: best.pt, last.pt, metrics.csv, config.json")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
+    from defectkit.fileio import require_file
     from defectkit.finetune.image_config import ImagePredictConfig
+
+    require_file(args.weights, "checkpoint")  # before torch is imported
 
     config = make_config(
         ImagePredictConfig,

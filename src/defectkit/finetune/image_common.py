@@ -83,7 +83,7 @@ def load_image_checkpoint(path: str | os.PathLike, kind: str | None = None) -> d
     """A classifier/AutoEncoder checkpoint written by defectkit; InputError for anything else."""
     from defectkit.finetune.image_engine import CHECKPOINT_FORMAT
 
-    ckpt = load_checkpoint(path, weights_only=False)
+    ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a defectkit classifier/AutoEncoder checkpoint")
     if kind is not None and ckpt.get("kind") != kind:
@@ -103,17 +103,22 @@ def check_resumable(run_dir: Path, ckpt: dict[str, Any], epochs: int) -> None:
         )
 
 
-def open_run(run_dir: Path, kind: str, epochs: int, resume: bool) -> dict[str, Any] | None:
-    """``RUN/last.pt`` when resuming (checked to have epochs left), else None (warning when the
-    folder already holds a run that is about to be overwritten)."""
+def open_run(
+    run_dir: Path, kind: str, epochs: int, resume: bool, exist_ok: bool = False
+) -> dict[str, Any] | None:
+    """``RUN/last.pt`` when resuming (checked to have epochs left), else None. A folder that already
+    holds a run is refused (as ultralytics does) unless ``exist_ok``: then it is started over."""
     if resume:
         ckpt = load_image_checkpoint(run_dir / "last.pt", kind)
         check_resumable(run_dir, ckpt, epochs)
         return ckpt
     if (run_dir / "last.pt").exists():
-        log.warning(
-            "%s already holds a run: starting over (use --resume %s to continue it)", run_dir, run_dir
-        )
+        if not exist_ok:
+            raise InputError(
+                f"{run_dir}: already holds a run (continue it with --resume {run_dir}, start it over "
+                "with --exist-ok, or pick a new -o)"
+            )
+        log.warning("%s already holds a run: starting over (--exist-ok)", run_dir)
     return None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from defectkit.errors import InputError
+from defectkit.fileio import read_yaml
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step")
@@ -276,6 +277,8 @@ def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
     if target is tuple or typing.get_origin(target) is tuple:
         items = value.split(",") if isinstance(value, str) else value
         return tuple(str(x).strip() for x in items)
+    if isinstance(value, bool) and target in (int, float):
+        raise InputError(f"{where}: {name}: expected a number, got {str(value).lower()}")
     try:
         if target is bool:
             if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
@@ -300,15 +303,10 @@ def load_config_file(path: str | os.PathLike, cls: type, model: str) -> dict[str
     An optional top-level ``model:`` key must equal ``model``. Unknown keys are an InputError
     naming the file and the key.
     """
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{p}: not valid YAML ({exc})") from exc
+    raw = read_yaml(p, "config file") or {}
     if not isinstance(raw, dict):
         raise InputError(f"{p}: a config file must be a mapping of option: value")
     data = {str(k).replace("-", "_"): v for k, v in raw.items()}

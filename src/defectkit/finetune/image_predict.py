@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from defectkit.datasets.split import SplitEntry
-from defectkit.fileio import atomic_open, atomic_write_json, atomic_write_text, ensure_dir
+from defectkit.fileio import (
+    atomic_open,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+    mark_complete,
+    mark_incomplete,
+)
 
 SCORE_COLUMNS = ("image", "split", "defect_type", "label", "score", "pred")
 
@@ -83,10 +90,13 @@ def write_predictions(
     threshold: float,
     meta: dict[str, Any],
 ) -> Path:
-    """Write ``image_scores.csv`` and ``prediction_meta.json`` into ``out_dir`` (atomically)."""
+    """Write ``image_scores.csv`` and ``prediction_meta.json`` into ``out_dir`` (atomically); the
+    folder is marked incomplete until both are written (eval refuses a marked folder)."""
     out = ensure_dir(out_dir)
+    mark_incomplete(out, "defectkit predict")
     atomic_write_text(out / "image_scores.csv", format_scores_csv(entries, scores, threshold))
     atomic_write_json(out / "prediction_meta.json", meta)
+    mark_complete(out)
     return out
 
 

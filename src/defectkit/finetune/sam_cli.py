@@ -75,6 +75,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/train_state.pt")
+    p.add_argument("--exist-ok", action="store_true", help="start over in a folder that already holds a run")
     p.add_argument("-o", "--output", required=True, help="run folder, e.g. runs/sam")
     p.set_defaults(func=_finetune)
 
@@ -107,6 +108,10 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
 
 def _finetune(args: argparse.Namespace) -> int:
     from defectkit.errors import InputError
+    from defectkit.fileio import require_file
+
+    if args.checkpoint:
+        require_file(args.checkpoint, "SAM checkpoint")  # before torch is imported
     from defectkit.finetune.sam_train import SamTrainConfig, train_sam
 
     try:
@@ -139,7 +144,7 @@ def _finetune(args: argparse.Namespace) -> int:
         name = str(exc).split("=", 1)[0]
         flag = {"n_points": "--points"}.get(name, "--" + name.replace("_", "-"))
         raise InputError(f"finetune sam {flag}: {exc}") from exc
-    summary = train_sam(cfg)
+    summary = train_sam(cfg, exist_ok=args.exist_ok)
     best = summary["best_val_iou"]
     print(
         f"wrote {summary['run_dir']}: best.pt, last.pt, train_state.pt, metrics.csv"
@@ -151,6 +156,9 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
+    from defectkit.fileio import require_file
+
+    require_file(args.weights, "SAM checkpoint")  # before torch is imported
     from defectkit.finetune.sam_predict import SamPredictConfig, predict_sam
 
     cfg = make_config(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from defectkit.errors import InputError
-from defectkit.fileio import read_json
+from defectkit.fileio import check_complete, read_json
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ def load_coco_samples(
     with one counted warning. InputError names the file for unreadable JSON or missing images.
     """
     path = Path(coco_path)
+    check_complete(path)
     coco = read_json(path, "COCO file")
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise InputError(f"{path}: not a COCO instances file (no 'images' list)")

@@ -161,15 +161,12 @@ def check_model_type(model_type: str, flag: str = "--model-type") -> str:
 def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     """Read a SAM state dict from ``path`` on the CPU. Accepts a plain state dict or our
     ``train_state.pt`` (uses its ``"model"`` entry). InputError/MissingWeightsError on bad files."""
-    import torch
+    from defectkit.finetune.common import load_checkpoint
 
     p = Path(path)
     if not p.is_file():
         raise MissingWeightsError(f"{p}: SAM checkpoint not found")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/unsafe files
-        raise InputError(f"{p}: cannot load SAM checkpoint ({type(exc).__name__}: {exc})") from exc
+    obj = load_checkpoint(p, "SAM checkpoint")
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):

@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, read_json
+from defectkit.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    check_complete,
+    ensure_dir,
+    mark_complete,
+    mark_incomplete,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,7 @@ def _gt_boxes(labels: Path, split: str, ids_by_file: dict[str, int]) -> dict[int
     from defectkit.finetune.sam_data import ann_to_mask, mask_to_box
 
     path = labels / "coco" / f"{split}.json"
+    check_complete(path)
     coco = read_json(path, "COCO file")
     images = {int(im["id"]): im for im in coco.get("images", [])}
     out: dict[int, list[tuple]] = {}
@@ -193,6 +202,7 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
                 best = max(best, score)
         rows.append((e.name, e.split, e.defect_type, e.label, best))
     out = ensure_dir(cfg.output)
+    mark_incomplete(out, "defectkit predict")  # until prediction_meta.json is written
     results.sort(key=lambda r: (r["image_id"], -r["score"]))
     atomic_write_json(out / "detections.json", results, indent=None)
     atomic_write_text(out / "image_scores.csv", _scores_csv(rows))
@@ -206,4 +216,5 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
     if cfg.boxes == "gt":  # shown in the report's notes next to the image-level columns
         meta["note"] = "image level: an oracle (ground-truth boxes exist on defect images only)"
     atomic_write_json(out / "prediction_meta.json", meta)
+    mark_complete(out)
     return {"output": str(out), "images": len(rows), "masks": len(results)}

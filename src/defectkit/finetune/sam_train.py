@@ -304,8 +304,9 @@ def _save_epoch(out: Path, sam, run: _RunState, model_type: str, score: float) -
     run.save(out / "train_state.pt", state, model_type)
 
 
-def train_sam(cfg: SamTrainConfig) -> dict:
+def train_sam(cfg: SamTrainConfig, *, exist_ok: bool = False) -> dict:
     """Run the fine-tuning described by ``cfg``; returns a summary dict (best val IoU, encoder calls).
+    A run folder that already holds a run is refused unless ``cfg.resume`` or ``exist_ok``.
 
     On a CPU it first calls :func:`~defectkit.finetune.common.reuse_freed_memory` (a process-wide
     malloc setting, ~10 % faster steps)."""
@@ -326,6 +327,11 @@ def train_sam(cfg: SamTrainConfig) -> dict:
     state_path = out / "train_state.pt"
     if cfg.resume and not state_path.is_file():
         raise InputError(f"--resume: {state_path} not found")
+    if not cfg.resume and not exist_ok and any((out / n).exists() for n in ("train_state.pt", "best.pt")):
+        raise InputError(
+            f"{out}: already holds a run (continue it with --resume, start it over with --exist-ok, "
+            "or pick a new -o)"
+        )
     train, val = _load_data(cfg)
     seed_everything(cfg.seed)
     sam = build_sam_model(cfg.model_type, cfg.checkpoint)

@@ -103,15 +103,12 @@ def save_text_embeddings(emb: TextEmbeddings, path: str | os.PathLike) -> Path:
 
 def load_text_embeddings(path: str | os.PathLike) -> TextEmbeddings:
     """Read a file written by :func:`save_text_embeddings`; InputError naming the file otherwise."""
-    import torch
+    from defectkit.finetune.common import load_checkpoint
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: text embeddings file not found (make one with `defectkit embed-text`)")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(f"{p}: cannot read text embeddings ({type(exc).__name__}: {exc})") from exc
+    data = load_checkpoint(p, "text embeddings")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{p}: not a defectkit text embeddings file (expected format {FORMAT!r})")
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
-from defectkit.fileio import read_json, sha256_file
+from defectkit.fileio import check_complete, read_json, read_yaml, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +62,16 @@ def is_world_model(model: str) -> bool:
 
 
 def checkpoint_is_world(path: str | os.PathLike) -> bool:
-    """By content: True when the ultralytics checkpoint at ``path`` holds a ``WorldModel``."""
-    import torch
+    """By content: True when the ultralytics checkpoint at ``path`` holds a ``WorldModel``.
 
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    Read from the pickle's opcodes, never by unpickling: an ultralytics ``.pt`` is trusted code
+    (loading it runs what it carries), so it is only unpickled by the training itself."""
+    from defectkit.finetune.common import pickled_globals
 
-    import_ultralytics()  # the checkpoint pickles ultralytics classes
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(
-            f"{path}: cannot load as an ultralytics checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
-    model = None
-    if isinstance(ckpt, dict):
-        model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
-    if model is None:
-        raise InputError(f"{path}: not an ultralytics checkpoint (no model inside)")
-    return type(model).__name__ == "WorldModel"
+    names = pickled_globals(path)
+    if not any(n.startswith("ultralytics.") for n in names):
+        raise InputError(f"{path}: not an ultralytics checkpoint (no ultralytics model inside)")
+    return any(n.endswith(".WorldModel") for n in names)
 
 
 @dataclass(frozen=True)
@@ -150,6 +142,9 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
         raise InputError(
             f"{config.data}: data.yaml not found (make it with `defectkit convert ... --to yolo`)"
         )
+    check_complete(config.data)
+    if not isinstance(read_yaml(config.data, "YOLO data.yaml"), dict):  # before ultralytics reads it
+        raise InputError(f"{config.data}: not a YOLO data.yaml (a mapping with train, val and names)")
     if Path(config.model).suffix.lower() == ".pt" and not Path(config.model).is_file():
         raise MissingWeightsError(
             f"{config.model}: weights file not found (defectkit never downloads weights: download it on a "
@@ -168,7 +163,7 @@ def train_image_dir(data_yaml: Path) -> Path | None:
     try:
         data = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8"))
         train = data["train"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):  # ValueError: not UTF-8
         return None  # _dataset_names / ultralytics report a broken data.yaml
     root = Path(data.get("path") or Path(data_yaml).resolve().parent)
     if not isinstance(train, str) or not root.is_absolute():
@@ -224,12 +219,10 @@ def _check_train_has_labels(data_yaml: Path) -> None:
 
 
 def _dataset_names(data_yaml: Path) -> list[str]:
-    import yaml
-
+    data = read_yaml(data_yaml, "YOLO data.yaml")
     try:
-        data = yaml.safe_load(Path(data_yaml).read_text(encoding="utf-8"))
         names = data["names"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise InputError(f"{data_yaml}: not a YOLO data.yaml with `names` ({exc})") from exc
     return [str(v) for _, v in sorted(names.items())] if isinstance(names, dict) else [str(v) for v in names]
 

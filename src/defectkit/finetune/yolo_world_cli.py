@@ -23,12 +23,18 @@ examples:
 
 --device 0,1,2,3 runs ultralytics' own multi-GPU DDP (one process per GPU, --batch is the total).
 --set key=value passes any other ultralytics training argument (lr0=0.002 mosaic=0.5 plots=False ...).
+
+An ultralytics .pt file is trusted code: loading it unpickles Python objects, which can run anything the
+file carries (as ultralytics says). Use only weights you made or got from a source you trust.
 """
 
 PREDICT_EPILOG = """\
 example:
   defectkit predict yolo-world --weights runs/yolo_world/weights/best.pt --split runs/split.json \\
       --labels runs/labels -o runs/yolo_world/predictions
+
+An ultralytics .pt file is trusted code: loading it unpickles Python objects, which can run anything the
+file carries (as ultralytics says). Use only weights you made or got from a source you trust.
 """
 
 

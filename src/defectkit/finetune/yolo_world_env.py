@@ -24,6 +24,17 @@ def default_config_dir() -> Path:
     return Path(base) / "defectkit" / "ultralytics"
 
 
+def _unpatch_pil_open() -> None:
+    """Undo ultralytics' process-wide ``PIL.Image.open`` patch: on any unreadable image it tries to
+    pip-install ``pi-heif`` (offline: fails), so a corrupt file read later in the same process was
+    reported as "No module named 'pi_heif'" instead of as an undecodable image."""
+    from PIL import Image
+
+    original = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
+    if original is not None and getattr(Image.open, "__module__", "") == "ultralytics.utils.patches":
+        Image.open = original
+
+
 def import_ultralytics(config_dir: str | os.PathLike | None = None) -> types.ModuleType:
     """Import and return ``ultralytics`` with ``YOLO_OFFLINE=1`` and a private ``YOLO_CONFIG_DIR``.
 
@@ -43,6 +54,7 @@ def import_ultralytics(config_dir: str | os.PathLike | None = None) -> types.Mod
 
     if wanted_level:
         ul_logger.setLevel(wanted_level)
+    _unpatch_pil_open()
 
     if getattr(ul_utils, "ONLINE", False):
         log.warning(

@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
-from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, read_json
+from defectkit.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    check_complete,
+    ensure_dir,
+    mark_complete,
+    mark_incomplete,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +119,7 @@ def global_image_ids(manifest: Any, labels: Path, splits: Sequence[str]) -> dict
         path = Path(labels) / "coco" / f"{split}.json"
         if not path.is_file():
             continue
+        check_complete(path)
         for img in read_json(path, "COCO file").get("images", []):
             name = img.get("name")
             if name not in computed or computed[name] != img.get("id"):
@@ -132,9 +141,15 @@ def label_categories(labels: Path, splits: Sequence[str]) -> list[dict[str, Any]
 
 def load_detector(weights: Path):
     """An ultralytics ``YOLO`` detector (YOLO-World or closed-set) from ``weights``, loaded offline;
-    InputError naming the file when it is not a detector checkpoint."""
+    InputError naming the file when it is not a detector checkpoint. A ``.pt`` is trusted code (it is
+    unpickled); one that holds no ultralytics model is refused from its pickle opcodes, unread."""
+    from defectkit.finetune.common import pickled_globals
     from defectkit.finetune.yolo_world_env import import_ultralytics
 
+    if Path(weights).suffix.lower() == ".pt" and not any(
+        n.startswith("ultralytics.") for n in pickled_globals(weights)
+    ):
+        raise InputError(f"{weights}: not an ultralytics checkpoint (no ultralytics model inside)")
     import_ultralytics()
     from ultralytics import YOLO
 
@@ -238,6 +253,8 @@ def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows
     from defectkit.finetune.common import config_to_dict
 
     out = ensure_dir(config.output)
+
+    mark_incomplete(out, "defectkit predict")  # until prediction_meta.json is written
     detections.sort(key=lambda d: (d["image_id"], -d["score"]))
     atomic_write_json(out / "detections.json", detections, indent=None)
     atomic_write_text(out / "image_scores.csv", image_scores_csv(rows))
@@ -251,5 +268,6 @@ def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows
         "class_names": [model.names[i] for i in sorted(model.names)],
     }
     atomic_write_json(out / "prediction_meta.json", meta)
+    mark_complete(out)
     log.info("wrote %d detections for %d images to %s", len(detections), len(rows), out)
     return out

@@ -84,6 +84,14 @@ def build(cls: type, section: dict[str, Any], where: str, **fixed: Any) -> Any:
         raise InputError(
             f"{where}: unknown key(s) {unknown} for {cls.__name__} (allowed: {sorted(names - set(fixed))})"
         )
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [k for k in required if k not in section and k not in fixed]
+    if missing:
+        raise InputError(f"{where}: missing key(s) {missing}")
     clash = sorted(set(section) & set(fixed))
     if clash:
         raise InputError(f"{where}: {clash} are set by the pipeline itself; remove them")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
 
+from defectkit.datasets.split import dataset_fingerprint
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_json, read_json
+from defectkit.fileio import atomic_write_json, ensure_dir, read_json, read_yaml
 from defectkit.pipeline import steps
 from defectkit.pipeline.chain import MODEL_SECTIONS, PipelineConfig, build
 from defectkit.pipeline.stages import Stage, StageResult, run_stages
@@ -81,14 +83,17 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     predict_stages = tuple(s[0] for s in spec if "predict" in s[0])
     spec.append(("eval", steps.evaluate, {"eval": cfg.eval, "models": [n for n, _ in steps.prediction_dirs(cfg)]},
                  ("convert", *predict_stages), (cfg.report_dir / "report.json",)))
-    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()))
+    data_digest = functools.cache(lambda: dataset_fingerprint(cfg.data_dir))  # hashed once per run
+    reads_dataset = {"describe", "split"}
+    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()),
+                  data_digest if name in reads_dataset else None)
             for name, fn, conf, after, outputs in spec]
 
 
 def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
                  only: str | None = None) -> list[StageResult]:
     """Run the chain into ``cfg.output`` (stages whose inputs and settings are unchanged are skipped)."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(cfg.out)
     stages = build_stages(cfg)
     results = run_stages(stages, cfg.out / ".stages", from_stage=from_stage, only=only)
     atomic_write_json(cfg.out / "pipeline.json", {
@@ -98,19 +103,36 @@ def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
     return results
 
 
+#: Sections that default to settings when left empty (the others are skipped when empty).
+_DEFAULTED_SECTIONS = ("split", "convert", "text_embeddings", "eval")
+
+
+def _check_section_types(raw: dict[str, Any], p: Path) -> None:
+    """InputError naming the file and section when a section is not a mapping (``classifier: 5``);
+    an empty defaulted section (``split:``) takes the defaults."""
+    for section in ("synth", *_DEFAULTED_SECTIONS, *MODEL_SECTIONS):
+        value = raw.get(section)
+        if value is None and section in _DEFAULTED_SECTIONS:
+            raw.pop(section, None)
+        elif value is not None and not isinstance(value, dict):
+            raise InputError(
+                f"{p}: section {section!r} must be a mapping of key: value (or empty), got {value!r}"
+            )
+    if not isinstance(raw.get("sam_on_detections", True), bool):
+        raise InputError(f"{p}: sam_on_detections must be true or false, got {raw['sam_on_detections']!r}")
+
+
 def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
     """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{p}: not valid YAML ({exc})") from exc
+    raw = read_yaml(p, "pipeline file")
+    if raw is None:
+        raise InputError(f"{p}: pipeline file is empty (it needs at least `output:` and `dataset:`)")
     if not isinstance(raw, dict):
         raise InputError(f"{p}: expected a mapping of sections at the top level")
+    _check_section_types(raw, p)
     base = p.resolve().parent
     for key in ("output", "dataset"):
         if raw.get(key):

@@ -29,7 +29,10 @@ class Stage:
     name: unique stage name; run: does the work (raises on failure);
     config: JSON-able resolved settings (what the fingerprint covers);
     after: names of upstream stages; outputs: files/folders that must exist for "up to date";
-    weights: weight files the stage needs (checked for all stages before anything runs).
+    weights: weight files the stage needs (checked for all stages before anything runs; their
+    size and modification time are part of the fingerprint);
+    inputs: returns a digest of the input files the stage reads that no upstream stage writes
+    (e.g. the dataset's contents), computed when the runner reaches the stage.
     """
 
     name: str
@@ -38,6 +41,7 @@ class Stage:
     after: tuple[str, ...] = ()
     outputs: tuple[Path, ...] = ()
     weights: tuple[Path, ...] = field(default=())
+    inputs: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,34 @@ class StageResult:
     seconds: float
 
 
-def _fingerprint(stage: Stage, upstream: dict[str, str]) -> str:
-    blob = json.dumps({"config": stage.config, "after": {n: upstream[n] for n in stage.after}},
-                      sort_keys=True, default=str)
+def _file_signature(path: Path) -> list | None:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _fingerprint(stage: Stage, upstream: dict[str, str], *, selected: bool = True) -> str:
+    """Config + upstream fingerprints + the stage's own inputs (content digest, weights' size and
+    mtime): a changed input re-runs the stage and, through ``after``, everything downstream."""
+    inputs = None
+    if stage.inputs is not None:
+        try:
+            inputs = stage.inputs()
+        except InputError:
+            if selected:
+                raise
+    blob = json.dumps(
+        {
+            "config": stage.config,
+            "after": {n: upstream[n] for n in stage.after},
+            "inputs": inputs,
+            "weights": {str(w): _file_signature(w) for w in stage.weights},
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -76,7 +105,7 @@ def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | No
     results: list[StageResult] = []
     forced = False
     for stage in stages:
-        key = _fingerprint(stage, keys)
+        key = _fingerprint(stage, keys, selected=only is None or stage.name == only)
         keys[stage.name] = key
         forced = forced or stage.name == from_stage
         stamp = state_dir / f"{stage.name}.json"
@@ -90,6 +119,7 @@ def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | No
             results.append(StageResult(stage.name, "skipped", 0.0))
             continue
         log.info("stage %s: running", stage.name)
+        stamp.unlink(missing_ok=True)  # a stage killed while running is never "up to date" later
         start = time.perf_counter()
         stage.run()
         seconds = time.perf_counter() - start

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from defectkit.errors import InputError
-from defectkit.fileio import atomic_write_json, atomic_write_text
+from defectkit.fileio import atomic_write_json, atomic_write_text, read_yaml
 from defectkit.pipeline.chain import PipelineConfig, build
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,7 @@ def convert(cfg: PipelineConfig) -> None:
 
 
 def _yolo_names(labels: Path) -> tuple[str, ...]:
-    import yaml
-
-    data = yaml.safe_load((labels / "yolo" / "data.yaml").read_text())
+    data = read_yaml(labels / "yolo" / "data.yaml", "YOLO data.yaml")
     names = data["names"]
     return tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
 

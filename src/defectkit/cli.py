@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "defectkit.eval.cli",  # eval
     "defectkit.annotate.cli",  # annotate ...
     "defectkit.pipeline.cli",  # demo, run
+    "defectkit.weights.cli",  # weights list, weights fetch
 )
 
 

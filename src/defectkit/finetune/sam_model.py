@@ -163,9 +163,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     ``train_state.pt`` (uses its ``"model"`` entry). InputError/MissingWeightsError on bad files."""
     import torch
 
-    p = Path(path)
+    from defectkit.weights.registry import missing_hint, resolve_weights
+
+    p = Path(resolve_weights(path, "SAM checkpoint"))
     if not p.is_file():
-        raise MissingWeightsError(f"{p}: SAM checkpoint not found")
+        raise MissingWeightsError(f"{p}: SAM checkpoint not found{missing_hint(p)}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/unsafe files

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -111,9 +112,12 @@ class YoloFinetuneConfig:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
-        suffix = Path(self.model).suffix.lower()
+        from defectkit.weights.registry import lookup
+
+        suffix = ".pt" if lookup(self.model) is not None else Path(self.model).suffix.lower()
         if suffix not in {".pt", ".yaml", ".yml"}:
-            raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config")
+            raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config "
+                             "(or a name from `defectkit weights list`)")
         if suffix != ".pt":  # a .pt checkpoint is inspected when training starts
             _check_text_matches(self.model, is_world_model(self.model), self.text_embeddings is not None)
         bad = sorted(set(self.overrides) & RESERVED_ARGS)
@@ -144,9 +148,9 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
         )
     if Path(config.model).suffix.lower() == ".pt" and not Path(config.model).is_file():
         raise MissingWeightsError(
-            f"{config.model}: weights file not found (defectkit never downloads weights: download it on a "
-            "connected machine from https://github.com/ultralytics/assets/releases and pass its path, or "
-            "pass a .yaml config to train from scratch)"
+            f"{config.model}: weights file not found (defectkit never downloads weights implicitly: "
+            "`defectkit weights fetch NAME` brings an official one, e.g. yolov8s-worldv2; or pass a .yaml "
+            "config to train from scratch)"
         )
     _check_train_has_labels(Path(config.data))
 
@@ -274,7 +278,9 @@ def finetune_yolo(
     """
     from defectkit.finetune.common import prepare_run_dir
     from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.weights.registry import resolve_weights
 
+    config = dataclasses.replace(config, model=resolve_weights(config.model, "--model"))
     _check_inputs(config)
     if Path(config.model).suffix.lower() == ".pt":
         try:

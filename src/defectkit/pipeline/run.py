@@ -15,25 +15,35 @@ from defectkit.pipeline.stages import Stage, StageResult, run_stages
 log = logging.getLogger(__name__)
 
 
+def _weights_path(value: str) -> Path:
+    """A weights value as the file it stands for: a name resolves into the weights folder."""
+    from defectkit.weights.registry import named_path
+
+    return named_path(value) or Path(value)
+
+
 def _weights(cfg: PipelineConfig) -> dict[str, tuple[Path, ...]]:
     """Weight files each training stage needs, resolved to paths (checked before anything runs)."""
+    from defectkit.weights.registry import lookup, weights_dir
+
     need: dict[str, tuple[Path, ...]] = {}
     yw = cfg.yolo_world or {}
-    if str(yw.get("model", "")).endswith(".pt"):
-        need["yolo_world_train"] = (Path(yw["model"]),)
+    if str(yw.get("model", "")).endswith(".pt") or lookup(yw.get("model")):
+        need["yolo_world_train"] = (_weights_path(yw["model"]),)
     clip = cfg.text_embeddings.get("clip_weights")
     if clip:
-        need["text_embeddings"] = (Path(clip),)
+        need["text_embeddings"] = (_weights_path(clip),)
     if cfg.sam and cfg.sam.get("checkpoint"):
-        need["sam_train"] = (Path(cfg.sam["checkpoint"]),)
+        need["sam_train"] = (_weights_path(cfg.sam["checkpoint"]),)
     if cfg.classifier:
         w = str(cfg.classifier.get("weights", "none"))
         if w == "imagenet":
             from defectkit.finetune.classifier_model import imagenet_weights_file
 
-            need["classifier_train"] = (imagenet_weights_file(cfg.classifier.get("arch", "resnet18")),)
+            hub = imagenet_weights_file(cfg.classifier.get("arch", "resnet18"))
+            need["classifier_train"] = (hub if hub.is_file() else weights_dir() / hub.name,)
         elif w != "none":
-            need["classifier_train"] = (Path(w),)
+            need["classifier_train"] = (_weights_path(w),)
     return need
 
 
@@ -102,6 +112,8 @@ def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
     """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder."""
     import yaml
 
+    from defectkit.weights.registry import lookup
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: pipeline file not found")
@@ -120,6 +132,8 @@ def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
         value = (raw.get(section) or {}).get(key)
         if isinstance(value, str) and ("/" in value or value.endswith((".pt", ".pth"))) and not Path(value).is_absolute():
             candidate = base / value
+            if lookup(value) and not candidate.exists():
+                continue  # a weights name: resolved from the weights folder when the stage runs
             raw[section][key] = str(candidate.resolve()) if value.endswith((".pt", ".pth")) or candidate.exists() else value
     cfg = build(PipelineConfig, raw, str(p))
     check_sections(cfg, str(p))

@@ -55,9 +55,14 @@ def _fingerprint(stage: Stage, upstream: dict[str, str]) -> str:
 
 def check_weights(stages: Sequence[Stage]) -> None:
     """Raise one InputError listing every missing weights file of every stage, before anything runs."""
-    missing = [f"{s.name}: {w}" for s in stages for w in s.weights if not Path(w).is_file()]
-    if missing:
-        raise InputError(f"{len(missing)} weights file(s) missing: " + "; ".join(missing))
+    from defectkit.weights.registry import lookup
+
+    absent = [(s.name, Path(w)) for s in stages for w in s.weights if not Path(w).is_file()]
+    if absent:
+        names = [e.name for _, w in absent if (e := lookup(w.name))]
+        fetch = f"; `defectkit weights fetch {' '.join(names)}` brings the known ones" if names else ""
+        raise InputError(f"{len(absent)} weights file(s) missing: "
+                         + "; ".join(f"{name}: {w}" for name, w in absent) + fetch)
 
 
 def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | None = None,

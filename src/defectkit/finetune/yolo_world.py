@@ -276,10 +276,12 @@ def finetune_yolo(
 
     ``callbacks``: extra ultralytics callbacks ``{event: [fn(trainer), ...]}`` (e.g. progress reporting).
     """
+    from defectkit.devices import check_device
     from defectkit.finetune.common import prepare_run_dir
     from defectkit.finetune.yolo_world_env import import_ultralytics
     from defectkit.weights.registry import resolve_weights
 
+    check_device(config.device)
     config = dataclasses.replace(config, model=resolve_weights(config.model, "--model"))
     _check_inputs(config)
     if Path(config.model).suffix.lower() == ".pt":
@@ -321,8 +323,10 @@ def resume_yolo(
     """Continue the killed run in ``run_dir`` from its ``weights/last.pt`` (same config, same data)."""
     import torch
 
+    from defectkit.devices import check_device
     from defectkit.finetune.yolo_world_env import import_ultralytics
 
+    check_device(device)
     run_dir = Path(run_dir).resolve()
     last = run_dir / "weights" / "last.pt"
     record = read_json(run_dir / "config.json", "run config")["config"]

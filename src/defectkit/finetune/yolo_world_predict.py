@@ -186,8 +186,10 @@ def _check_categories(model: Any, cats: list[dict[str, Any]] | None, labels: Pat
 def predict_yolo(config: YoloPredictConfig) -> Path:
     """Run the detector on the chosen splits of the manifest and write PRED_DIR (module docstring)."""
     from defectkit.datasets.split import load_split
+    from defectkit.devices import check_device
     from defectkit.weights.registry import missing_hint, resolve_weights
 
+    check_device(config.device)
     weights = Path(resolve_weights(config.weights, "--weights"))
     if not weights.is_file():
         raise MissingWeightsError(f"{weights}: weights file not found{missing_hint(weights)}")

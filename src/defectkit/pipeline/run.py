@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,17 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     predict_stages = tuple(s[0] for s in spec if "predict" in s[0])
     spec.append(("eval", steps.evaluate, {"eval": cfg.eval, "models": [n for n, _ in steps.prediction_dirs(cfg)]},
                  ("convert", *predict_stages), (cfg.report_dir / "report.json",)))
-    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()))
+    return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()), _devices(cfg, name))
             for name, fn, conf, after, outputs in spec]
+
+
+def _devices(cfg: PipelineConfig, stage: str) -> tuple[tuple[str, str], ...]:
+    """The ``(YAML key, device)`` a stage runs on, when its section names one."""
+    for section in (*MODEL_SECTIONS, "text_embeddings"):
+        device = (getattr(cfg, section) or {}).get("device") if stage.startswith(section) else None
+        if device not in (None, "", "auto"):
+            return ((f"{section}.device", str(device)),)
+    return ()
 
 
 def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
@@ -108,10 +118,12 @@ def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
     return results
 
 
-def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
-    """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder."""
+def load_pipeline_yaml(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder.
+    ``overrides``: ``--set KEY=VALUE`` items applied on top (:mod:`defectkit.pipeline.overrides`)."""
     import yaml
 
+    from defectkit.pipeline.overrides import apply_overrides
     from defectkit.weights.registry import lookup
 
     p = Path(path)
@@ -135,8 +147,10 @@ def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
             if lookup(value) and not candidate.exists():
                 continue  # a weights name: resolved from the weights folder when the stage runs
             raw[section][key] = str(candidate.resolve()) if value.endswith((".pt", ".pth")) or candidate.exists() else value
-    cfg = build(PipelineConfig, raw, str(p))
-    check_sections(cfg, str(p))
+    raw = apply_overrides(raw, overrides)
+    where = f"{p} with --set" if overrides else str(p)
+    cfg = build(PipelineConfig, raw, where)
+    check_sections(cfg, where)
     return cfg
 
 

@@ -29,7 +29,8 @@ class Stage:
     name: unique stage name; run: does the work (raises on failure);
     config: JSON-able resolved settings (what the fingerprint covers);
     after: names of upstream stages; outputs: files/folders that must exist for "up to date";
-    weights: weight files the stage needs (checked for all stages before anything runs).
+    weights: weight files the stage needs; devices: ``(key, device)`` pairs the stage runs on (both
+    checked for all stages before anything runs).
     """
 
     name: str
@@ -38,6 +39,7 @@ class Stage:
     after: tuple[str, ...] = ()
     outputs: tuple[Path, ...] = ()
     weights: tuple[Path, ...] = field(default=())
+    devices: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -53,16 +55,36 @@ def _fingerprint(stage: Stage, upstream: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def check_weights(stages: Sequence[Stage]) -> None:
-    """Raise one InputError listing every missing weights file of every stage, before anything runs."""
+def weights_problem(stages: Sequence[Stage]) -> str | None:
+    """One line listing every missing weights file of every stage (and the fetch command), or None."""
     from defectkit.weights.registry import lookup
 
     absent = [(s.name, Path(w)) for s in stages for w in s.weights if not Path(w).is_file()]
-    if absent:
-        names = [e.name for _, w in absent if (e := lookup(w.name))]
-        fetch = f"; `defectkit weights fetch {' '.join(names)}` brings the known ones" if names else ""
-        raise InputError(f"{len(absent)} weights file(s) missing: "
-                         + "; ".join(f"{name}: {w}" for name, w in absent) + fetch)
+    if not absent:
+        return None
+    names = [e.name for _, w in absent if (e := lookup(w.name))]
+    fetch = f"; `defectkit weights fetch {' '.join(names)}` brings the known ones" if names else ""
+    return f"{len(absent)} weights file(s) missing: " + "; ".join(f"{name}: {w}" for name, w in absent) + fetch
+
+
+def device_problems(stages: Sequence[Stage]) -> list[str]:
+    """Each device (with its YAML key) that this machine lacks."""
+    from defectkit.devices import check_device
+
+    problems = []
+    for key, device in dict(pair for s in stages for pair in s.devices).items():
+        try:
+            check_device(device, key)
+        except InputError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def check_stages(stages: Sequence[Stage]) -> None:
+    """Raise one InputError naming every unavailable device and missing weights file, before anything runs."""
+    problems = [*device_problems(stages), *filter(None, [weights_problem(stages)])]
+    if problems:
+        raise InputError("; ".join(problems))
 
 
 def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | None = None,
@@ -76,7 +98,7 @@ def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | No
     for flag, value in (("--from", from_stage), ("--only", only)):
         if value is not None and value not in names:
             raise InputError(f"{flag} {value}: unknown stage (stages: {', '.join(names)})")
-    check_weights([s for s in stages if only is None or s.name == only])
+    check_stages([s for s in stages if only is None or s.name == only])
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     forced = False

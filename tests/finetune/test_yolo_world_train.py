@@ -389,3 +389,43 @@ def test_offline_guards_skip_amp_download_and_restore(monkeypatch):
         assert ul_trainer.check_amp(torch.nn.Linear(1, 1)) is False  # CPU: AMP off, as ultralytics does
         assert ul_data_utils.check_font is not original_font
     assert ul_data_utils.check_font is original_font and ul_trainer.check_amp(gpu_like) is False
+
+
+def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, no_network):
+    """The demo trains with plots on: ultralytics' plotting keeps its own check_font, which would
+    download Arial.ttf; defectkit hands it a local font (matplotlib's DejaVu Sans if no Arial)."""
+    from defectkit.cli import main
+    from defectkit.finetune.yolo_world_env import import_ultralytics
+
+    import_ultralytics()  # offline first: a plain `import ultralytics` probes DNS
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    assert not (USER_CONFIG_DIR / "Arial.ttf").exists()  # else nothing here would try to download it
+    args = [a for a in _train_args(labels, tmp_path / "run", epochs=1) if a not in ("--set", "plots=False")]
+    args += ["--model", "yolov8n-worldv2.yaml", "--text-embeddings", embeddings]
+    assert main([str(a) for a in args]) == 0
+    assert (tmp_path / "run" / "results.png").is_file()  # plots were drawn, with labels in a local font
+    assert list((tmp_path / "run").glob("train_batch*.jpg"))
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_albumentations_import_asks_the_package_index_only_when_not_quieted(tmp_path, quiet):
+    import os
+    import subprocess
+
+    code = (
+        "import socket, time\n"
+        "tries = []\n"
+        "def refuse(*a, **k):\n"
+        "    tries.append(1); raise OSError('blocked')\n"
+        "socket.socket.connect = socket.getaddrinfo = socket.create_connection = refuse\n"
+        + ("from defectkit.finetune.yolo_world_env import quiet_albumentations; quiet_albumentations()\n" if quiet else "")
+        + "import warnings; warnings.simplefilter('ignore')\n"
+        "import albumentations\n"
+        "time.sleep(0.5)\n"
+        "print(len(tries))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    attempts = int(out.stdout.split()[-1])
+    assert (attempts == 0) if quiet else (attempts > 0)

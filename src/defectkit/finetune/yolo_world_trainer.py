@@ -56,8 +56,10 @@ def strip_integration_callbacks(obj: Any) -> None:
         obj.callbacks[event] = [cb for cb in cbs if not is_integration_callback(cb)]
 
 
-def _local_check_font(font: str = "Arial.ttf") -> Path | None:
-    """ultralytics' ``check_font`` without its download (it probes a URL on every dataset check)."""
+def _local_check_font(font: str = "Arial.ttf") -> Path:
+    """ultralytics' ``check_font`` without its download (it probes a URL on every dataset check and
+    downloads Arial.ttf for plot labels): the font if installed, else matplotlib's DejaVu Sans."""
+    import matplotlib
     from matplotlib import font_manager
     from ultralytics.utils import USER_CONFIG_DIR
 
@@ -67,7 +69,7 @@ def _local_check_font(font: str = "Arial.ttf") -> Path | None:
     matches = [
         f.fname for f in font_manager.fontManager.ttflist if font in f.fname and Path(f.fname).exists()
     ]
-    return Path(matches[0]) if matches else None  # None: plots fall back to PIL's default font
+    return Path(matches[0]) if matches else Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 
 
 def _make_local_check_amp(original: Any) -> Any:
@@ -98,20 +100,22 @@ def keep_torch_threads() -> Iterator[int]:
 
 @contextlib.contextmanager
 def offline_guards() -> Iterator[None]:
-    """For the duration of the block, ultralytics' font check and AMP self-check stay local.
+    """For the duration of the block, ultralytics' font checks and AMP self-check stay local.
 
-    Both are module attributes looked up at call time, restored on exit (nothing outlives the call).
+    All are module attributes looked up at call time (``ultralytics.utils.plotting`` keeps its own
+    reference to ``check_font``), restored on exit (nothing outlives the call).
     """
     import ultralytics.data.utils as ul_data_utils
     import ultralytics.engine.trainer as ul_trainer
+    import ultralytics.utils.plotting as ul_plotting
 
-    saved = (ul_data_utils.check_font, ul_trainer.check_amp)
-    ul_data_utils.check_font = _local_check_font
-    ul_trainer.check_amp = _make_local_check_amp(saved[1])
+    saved = (ul_data_utils.check_font, ul_plotting.check_font, ul_trainer.check_amp)
+    ul_data_utils.check_font = ul_plotting.check_font = _local_check_font
+    ul_trainer.check_amp = _make_local_check_amp(saved[2])
     try:
         yield
     finally:
-        ul_data_utils.check_font, ul_trainer.check_amp = saved
+        ul_data_utils.check_font, ul_plotting.check_font, ul_trainer.check_amp = saved
 
 
 #: from-scratch start of every contrastive head's ``logit_scale`` (log of the factor applied to the

@@ -7,8 +7,8 @@ versions), report.md (+ figures/*.png), report.html (self-contained), per_image.
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import logging
 import re
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -391,9 +392,10 @@ def test_offline_guards_skip_amp_download_and_restore(monkeypatch):
     assert ul_data_utils.check_font is original_font and ul_trainer.check_amp(gpu_like) is False
 
 
-def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, no_network):
+def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, no_network, capsys):
     """The demo trains with plots on: ultralytics' plotting keeps its own check_font, which would
-    download Arial.ttf; defectkit hands it a local font (matplotlib's DejaVu Sans if no Arial)."""
+    download Arial.ttf; defectkit hands it a local font (matplotlib's DejaVu Sans if no Arial).
+    Not on a terminal, each epoch is one INFO line (losses, val mAP50) as the classifier logs."""
     from defectkit.cli import main
     from defectkit.finetune.yolo_world_env import import_ultralytics
 
@@ -406,6 +408,27 @@ def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, n
     assert main([str(a) for a in args]) == 0
     assert (tmp_path / "run" / "results.png").is_file()  # plots were drawn, with labels in a local font
     assert list((tmp_path / "run").glob("train_batch*.jpg"))
+    err = capsys.readouterr().err
+    assert re.search(
+        r"I defectkit\.finetune\.yolo_world_trainer: epoch 1/1: box_loss [\d.]+ cls_loss [\d.]+ dfl_loss [\d.]+ "
+        r"val mAP50 [\d.]+ mAP50-95 [\d.]+",
+        err,
+    ), err
+
+
+def test_on_a_terminal_ultralytics_shows_its_own_progress(labels, tmp_path, no_network, capfd, monkeypatch):
+    import defectkit.progress
+    from defectkit.cli import main
+
+    monkeypatch.setattr(defectkit.progress, "progress_enabled", lambda: True)  # as on a TTY
+    args = _train_args(labels, tmp_path / "run", epochs=1)
+    assert main([str(a) for a in [*args, "--model", "yolov8n.yaml"]]) == 0
+    out, err = capfd.readouterr()
+    assert "Epoch" in out + err and "box_loss" in out + err  # ultralytics' own header and bar
+    assert "epoch 1/1:" not in err  # no duplicate of it in our log line
+    import logging
+
+    assert logging.getLogger("ultralytics").getEffectiveLevel() >= logging.WARNING  # restored
 
 
 @pytest.mark.parametrize("quiet", [True, False])

@@ -17,6 +17,7 @@ import numpy as np
 
 from defectkit.datasets.split import SplitEntry
 from defectkit.fileio import atomic_open, atomic_write_json, atomic_write_text, ensure_dir
+from defectkit.progress import progress
 
 SCORE_COLUMNS = ("image", "split", "defect_type", "label", "score", "pred")
 
@@ -126,7 +127,8 @@ def score_splits(
     for split in splits:
         ds = ManifestDataset(manifest, split, image_size=image_size, normalize=normalize, cache=False)
         with torch.no_grad():
-            for batch in make_loader(ds, batch_size):
+            loader = make_loader(ds, batch_size)
+            for batch in progress(loader, desc=f"predict {split}", total=len(loader)):
                 x = batch["image"].to(device)
                 out = model(x)
                 batch_entries = [ds.entries[int(i)] for i in batch["index"]]

@@ -249,8 +249,12 @@ def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
 
 
 def _train(trainer: Any, run_dir: Path, t0: float) -> YoloTrainResult:
+    from defectkit.finetune.yolo_world_trainer import ultralytics_progress
+    from defectkit.progress import progress_enabled
+
     try:
-        trainer.train()
+        with ultralytics_progress(progress_enabled()):
+            trainer.train()
     except (InputError, KeyboardInterrupt):
         raise
     except (FileNotFoundError, SyntaxError, KeyError) as exc:  # ultralytics' errors for bad data/config

@@ -187,6 +187,7 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
     """Run the detector on the chosen splits of the manifest and write PRED_DIR (module docstring)."""
     from defectkit.datasets.split import load_split
     from defectkit.devices import check_device
+    from defectkit.progress import progress
     from defectkit.weights.registry import missing_hint, resolve_weights
 
     check_device(config.device)
@@ -212,7 +213,8 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
     paths = [str(manifest.image_path(e)) for e in entries]
     try:
         results = predictor(source=paths, stream=True)
-        for entry, res in zip(entries, results, strict=False):  # count checked below
+        pairs = zip(entries, results, strict=False)  # count checked below
+        for entry, res in progress(pairs, desc="yolo predict", total=len(entries)):
             boxes = res.boxes
             xyxy = boxes.xyxy.cpu().numpy()
             scores = boxes.conf.cpu().numpy()

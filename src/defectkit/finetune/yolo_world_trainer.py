@@ -224,13 +224,46 @@ def write_metrics_csv(trainer: Any) -> None:
     atomic_write_text(Path(trainer.save_dir) / "metrics.csv", "\n".join(lines) + "\n")
 
 
+def log_epoch(trainer: Any) -> None:
+    """``on_fit_epoch_end``: one INFO line per epoch (train losses, val mAP50, mAP50-95), as the
+    classifier logs, unless ultralytics shows its own progress (its logger at INFO: a terminal)."""
+    if logging.getLogger("ultralytics").getEffectiveLevel() <= logging.INFO or trainer.tloss is None:
+        return
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+    m = trainer.metrics or {}
+    log.info(
+        "epoch %d/%d: %s val mAP50 %.4f mAP50-95 %.4f",
+        trainer.epoch + 1,
+        trainer.epochs,
+        " ".join(f"{k.removeprefix('train/')} {float(v):.4f}" for k, v in losses.items()),
+        float(m.get("metrics/mAP50(B)", math.nan)),
+        float(m.get("metrics/mAP50-95(B)", math.nan)),
+    )
+
+
+@contextlib.contextmanager
+def ultralytics_progress(show: bool) -> Iterator[None]:
+    """With ``show`` (bars enabled: a terminal), ultralytics' own progress bars and lines for the
+    block: its logger at INFO (its bars are off above INFO); restored on exit."""
+    logger = logging.getLogger("ultralytics")
+    saved = logger.level
+    if show:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 class _OfflineMixin:
-    """Common guards: no integration callbacks, local-only font/AMP checks, metrics.csv per epoch."""
+    """Common guards: no integration callbacks, local-only font/AMP checks, metrics.csv and a log
+    line per epoch."""
 
     def _finish_init(self) -> None:
         strip_integration_callbacks(self)
-        if write_metrics_csv not in self.callbacks["on_fit_epoch_end"]:
-            self.callbacks["on_fit_epoch_end"].append(write_metrics_csv)
+        for fn in (write_metrics_csv, log_epoch):
+            if fn not in self.callbacks["on_fit_epoch_end"]:
+                self.callbacks["on_fit_epoch_end"].append(fn)
 
     def run_callbacks(self, event: str) -> None:
         # BaseTrainer.__init__ adds and runs integration callbacks before a subclass can remove them

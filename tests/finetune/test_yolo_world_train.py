@@ -416,22 +416,27 @@ def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, n
     ), err
 
 
-def test_on_a_terminal_ultralytics_shows_its_own_progress(labels, tmp_path, no_network, capfd, caplog, monkeypatch):
+def test_on_a_terminal_ultralytics_shows_its_own_progress(labels, tmp_path, no_network, capfd, monkeypatch):
+    import logging
+
     import defectkit.progress
     from defectkit.cli import main
 
     monkeypatch.setattr(defectkit.progress, "progress_enabled", lambda: True)  # as on a TTY
-    args = _train_args(labels, tmp_path / "run", epochs=1)
-    assert main([str(a) for a in [*args, "--model", "yolov8n.yaml"]]) == 0
+    records: list[logging.LogRecord] = []
+    seen = logging.Handler()
+    seen.emit = records.append  # ultralytics' own handler may hold an earlier test's captured stream
+    logging.getLogger("ultralytics").addHandler(seen)
+    try:
+        args = _train_args(labels, tmp_path / "run", epochs=1)
+        assert main([str(a) for a in [*args, "--model", "yolov8n.yaml"]]) == 0
+    finally:
+        logging.getLogger("ultralytics").removeHandler(seen)
     out, err = capfd.readouterr()
-    # ultralytics' own epoch header (its logger, at INFO for the run; its handler's stream may be an
-    # earlier test's capture, so the record is checked) and its progress bar
-    ul = [r.getMessage() for r in caplog.records if r.name == "ultralytics"]
+    ul = [r.getMessage() for r in records]  # ultralytics' own epoch header (its logger at INFO for the run)
     assert any("Epoch" in m and "box_loss" in m for m in ul), ul
     assert "1/1" in out + err
     assert "epoch 1/1:" not in err  # no duplicate of it in our log line
-    import logging
-
     assert logging.getLogger("ultralytics").getEffectiveLevel() >= logging.WARNING  # restored
 
 

@@ -19,7 +19,7 @@ def gpu_indices(device: str | None) -> list[int] | None:
     text = "" if device is None else str(device).strip().lower()
     if text in AUTO or text in ("cpu", "mps"):
         return None
-    if text == "cuda":
+    if text == "cuda" or text == "-1":  # -1: ultralytics picks the idlest GPU
         return []
     body = text.removeprefix("cuda:")
     parts = [p.strip() for p in body.split(",")]
@@ -54,12 +54,12 @@ def for_torch(device: str) -> str:
     indices = gpu_indices(device)
     if indices is None or str(device).startswith("cuda"):
         return str(device)
-    return f"cuda:{indices[0]}"
+    return f"cuda:{indices[0]}" if indices else "cuda"
 
 
 def for_ultralytics(device: str) -> str:
     """``device`` as ultralytics takes it: ``cuda`` -> ``0``, ``cuda:N`` -> ``N``; others unchanged."""
     indices = gpu_indices(device)
-    if indices is None:
+    if indices is None or str(device).strip() == "-1":
         return str(device)
     return ",".join(str(i) for i in indices) or "0"

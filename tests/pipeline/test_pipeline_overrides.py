@@ -81,9 +81,11 @@ def test_set_values_are_validated_like_the_file() -> None:
 
 
 def test_devices_translate_between_torch_and_ultralytics() -> None:
-    assert [gpu_indices(d) for d in (None, "cpu", "cuda", "cuda:2", "0", "0,1")] == [None, None, [], [2], [0], [0, 1]]
-    assert [for_ultralytics(d) for d in ("cpu", "cuda", "cuda:1", "0,1")] == ["cpu", "0", "1", "0,1"]
-    assert [for_torch(d) for d in ("cpu", "cuda", "cuda:1", "0,1", "2")] == ["cpu", "cuda", "cuda:1", "cuda:0", "cuda:2"]
+    assert [gpu_indices(d) for d in (None, "cpu", "cuda", "cuda:2", "0", "0,1", "-1")] == [
+        None, None, [], [2], [0], [0, 1], []]
+    assert [for_ultralytics(d) for d in ("cpu", "cuda", "cuda:1", "0,1", "-1")] == ["cpu", "0", "1", "0,1", "-1"]
+    assert [for_torch(d) for d in ("cpu", "cuda", "cuda:1", "0,1", "2", "-1")] == [
+        "cpu", "cuda", "cuda:1", "cuda:0", "cuda:2", "cuda"]
 
 
 def test_check_device_counts_gpus(monkeypatch) -> None:

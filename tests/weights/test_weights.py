@@ -167,3 +167,15 @@ def test_names_resolve_from_the_weights_folder_only(tmp_path, monkeypatch) -> No
     assert resolve_weights("my/own.pt", "-") == "my/own.pt"
     monkeypatch.setenv("DEFECTKIT_HOME", str(tmp_path / "elsewhere"))
     assert registry.weights_dir() == tmp_path / "elsewhere" / "weights"
+
+
+def test_clip_entry_is_the_url_the_clip_package_downloads() -> None:
+    """clip (clip-anytorch) checks the sha256 in its own URL; the registry and embed-text use the same."""
+    import sys
+
+    from defectkit.finetune.text_embeddings import CLIP_WEIGHTS_SHA256, CLIP_WEIGHTS_URL, import_clip
+
+    import_clip()  # clip needs pkg_resources at import; defectkit supplies a stand-in
+    url = sys.modules["clip.clip"]._MODELS["ViT-B/32"]
+    assert REGISTRY["clip_vit_b_32"].url == url == CLIP_WEIGHTS_URL
+    assert url.split("/")[-2] == CLIP_WEIGHTS_SHA256

@@ -29,15 +29,16 @@ from typing import Any
 
 from defectkit.errors import InputError, MissingWeightsError
 from defectkit.fileio import atomic_open, sha256_file
+from defectkit.weights.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 
 FORMAT = "defectkit.text_embeddings/1"
 CLIP_MODEL = "clip:ViT-B/32"
 CLIP_WEIGHTS_NAME = "ViT-B-32.pt"
-#: SHA-256 of OpenAI's ViT-B-32.pt (it is part of the download URL clip uses)
-CLIP_WEIGHTS_SHA256 = "40d3657159a2cc9a3cd1d5bbdfd2b1ce6d29b7d6c2dea67c0b0e0aba5ad7ad21"
-CLIP_WEIGHTS_URL = f"https://openaipublic.azureedge.net/clip/models/{CLIP_WEIGHTS_SHA256}/{CLIP_WEIGHTS_NAME}"
+#: SHA-256 of OpenAI's ViT-B-32.pt (it is part of the download URL clip uses; one source: the weights registry)
+CLIP_WEIGHTS_SHA256 = REGISTRY["clip_vit_b_32"].sha256
+CLIP_WEIGHTS_URL = REGISTRY["clip_vit_b_32"].url
 #: YOLO-World's text feature width (CLIP ViT-B/32 text projection)
 EMBED_DIM = 512
 

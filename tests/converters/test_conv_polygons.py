@@ -218,3 +218,29 @@ def test_coco_keeps_its_edge_polygons() -> None:
     (inst,), _ = mask_to_instances(mask, min_area=1, simplify=0)
     assert inst.polygons == [[1, 1, 4, 1, 4, 3, 1, 3]]
     assert inst.yolo_polygons == [[1, 1, 1, 2, 3, 2, 3, 1]]
+
+
+def test_yolo_rows_survive_ultralytics_resampling() -> None:
+    """ultralytics' dataset resamples each row to >= 1000 points along its edges before drawing it;
+    on 45-degree edges the vertices make the inside coordinate lead, so those points stay on or
+    inside the mask (without that: mean 0.993 on these blobs)."""
+    import cv2
+    from ultralytics.data.utils import polygon2mask
+    from ultralytics.utils.ops import resample_segments
+
+    from defectkit.converters import instances_to_yolo_lines, parse_yolo_lines
+
+    rng = np.random.default_rng(0)
+    ious = []
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(20, 60, 2))
+        mask = rng.random((h, w)) < 0.5
+        mask = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+        for inst in mask_to_instances(mask, min_area=1)[0]:
+            own = decode_rle(inst.rle)
+            (_, vals), *_ = parse_yolo_lines("\n".join(instances_to_yolo_lines([inst], 0, w, h)))
+            seg = vals.astype(np.float32).reshape(-1, 2) * np.array([w, h], np.float32)
+            seg = resample_segments([seg], n=max(1000, len(seg) + 1))[0]
+            got = polygon2mask((h, w), [seg.reshape(-1)]).astype(bool)
+            ious.append((got & own).sum() / (got | own).sum())
+    assert np.mean(ious) >= 0.998 and np.min(ious) >= 0.9, (np.mean(ious), np.min(ious))

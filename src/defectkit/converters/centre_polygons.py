@@ -118,7 +118,10 @@ def outward_positions(poly: np.ndarray) -> np.ndarray:
 
     Truncating to int (ultralytics) gives back ``poly`` exactly, so ``cv2.fillPoly`` draws the same
     pixels, while the polygon's extent is the mask's box less 2 x EDGE_MARGIN (the box ultralytics
-    derives for detection) and its shape follows the pixel edges when ultralytics rescales it."""
+    derives for detection) and its shape follows the pixel edges when ultralytics rescales it.
+    Along 45-degree edges the offsets make the inside coordinate lead (:func:`_lead_inside`), so the
+    points ultralytics' dataset interpolates on an edge (``resample_segments``) truncate to pixels of
+    the edge or inside it, not outside."""
     poly = _compress(np.asarray(poly, dtype=np.int64).reshape(-1, 2))
     if len(poly) == 0:
         return poly.astype(np.float64)
@@ -139,6 +142,55 @@ def outward_positions(poly: np.ndarray) -> np.ndarray:
     tip = ~out.any(axis=1) & (d_in == -d_out).all(axis=1)  # the far end of a 1-pixel-wide line
     out[tip] = d_in[tip]
     offset = np.where(out > 0, 1 - EDGE_MARGIN, np.where(out < 0, EDGE_MARGIN, 0.5))
+    locked = (poly == poly.min(axis=0)) | (poly == poly.max(axis=0))
     offset[poly == poly.min(axis=0)] = EDGE_MARGIN  # the extreme vertices span the mask's box
     offset[poly == poly.max(axis=0)] = 1 - EDGE_MARGIN
+    _lead_inside(offset, d_in, d_out, d_in @ rot, d_out @ rot, locked)
     return poly + offset
+
+
+#: how far (pixels) the inside coordinate should lead along a 45-degree edge; offsets stay in [LO, HI]
+_LEAD, _LO, _HI = 0.25, 1 / 128, 1 - 1 / 128
+
+
+def _diagonal_side(d_in, d_out, n_in, n_out, main: bool) -> np.ndarray:
+    """Per vertex: the inside's sign (-n_x) of its diagonal edge(s) of one kind (x = y if ``main``,
+    else x = -y); 0 without one, or where the two edges want opposite sides (there and back)."""
+    def one(d, n):
+        diag = (np.abs(d) == 1).all(axis=1) & ((d[:, 0] == d[:, 1]) == main)
+        return np.where(diag, -n[:, 0], 0)
+
+    a, b = one(d_in, n_in), one(d_out, n_out)
+    return np.where((a != 0) & (b != 0), np.where(a == b, a, 0), a + b)
+
+
+def _lead_inside(offset, d_in, d_out, n_in, n_out, locked) -> None:
+    """Adjust ``offset`` (Kx2, in place) at vertices on 45-degree edges.
+
+    Between two vertices of a diagonal edge the truncated pixel steps off the edge wherever x and y
+    cross a pixel boundary at different points: towards the side of the coordinate that crosses
+    first. With ``ox - oy`` (edge along x = y) or ``ox + oy - 1`` (along x = -y) of the sign of the
+    inside at both ends, every such step lands inside the mask. Extreme coordinates (the box) stay."""
+    main = _diagonal_side(d_in, d_out, n_in, n_out, True)
+    anti = _diagonal_side(d_in, d_out, n_in, n_out, False)
+    both = (main != 0) & (anti != 0)
+    corner = both & ~locked.any(axis=1)  # between two diagonals: both conditions near the pixel's centre
+    offset[corner, 0] = (1 + (main + anti)[corner] * _LEAD) / 2
+    offset[corner, 1] = (1 + (anti - main)[corner] * _LEAD) / 2
+    one = ~both & ((main != 0) | (anti != 0))
+    side = np.where(main != 0, main, anti).astype(np.float64)
+    is_main = main != 0
+    ox, oy = offset[:, 0], offset[:, 1]
+
+    def lead(x, y):
+        return side * np.where(is_main, x - y, x + y - 1)
+
+    move_y = np.clip(np.where(is_main, ox - side * _LEAD, 1 + side * _LEAD - ox), _LO, _HI)
+    move_x = np.clip(np.where(is_main, oy + side * _LEAD, 1 + side * _LEAD - oy), _LO, _HI)
+    scores = np.stack([lead(ox, oy), np.where(locked[:, 1], -np.inf, lead(ox, move_y)),
+                       np.where(locked[:, 0], -np.inf, lead(move_x, oy))])
+    best = scores.argmax(axis=0)
+    change = one & (scores[0] < _LEAD) & (scores.max(axis=0) > 0) & (best > 0)
+    new_y, new_x = change & (best == 1), change & (best == 2)
+    offset[new_y, 1] = move_y[new_y]
+    offset[new_x, 0] = move_x[new_x]

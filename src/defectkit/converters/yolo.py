@@ -36,13 +36,21 @@ def _box_line(cls: int, xywh: Sequence[float], width: int, height: int) -> str:
     return f"{cls} {_fmt(((x + w / 2) / width, (y + h / 2) / height, w / width, h / height))}"
 
 
-_OFFSETS = (EDGE_MARGIN, 0.5, 1 - EDGE_MARGIN)
+@functools.lru_cache(maxsize=256)
+def _pixel_text(size: int, offset: float) -> np.ndarray:
+    """``_fmt`` of (k + offset) / size for every pixel k in 0..size-1, as an object array (a vertex's
+    place in its pixel is one of a dozen offsets: each table is built once per image size)."""
+    return np.array([f"{(k + offset) / size:.6g}" for k in range(size)], dtype=object)
 
 
-@functools.lru_cache(maxsize=8)
-def _pixel_text(size: int) -> tuple[tuple[str, ...], ...]:
-    """``_fmt`` of (k + offset) / size for every pixel k in 0..size-1 and each of ``_OFFSETS``."""
-    return tuple(tuple(f"{(k + off) / size:.6g}" for k in range(size)) for off in _OFFSETS)
+def _axis_text(pos: np.ndarray, size: int) -> np.ndarray:
+    base = np.floor(pos).astype(np.int64)
+    frac = pos - base
+    out = np.empty(len(pos), dtype=object)
+    for offset in np.unique(frac).tolist():
+        at = frac == offset
+        out[at] = _pixel_text(size, offset)[base[at]]
+    return out
 
 
 def _poly_line(cls: int, poly: Sequence[int], width: int, height: int) -> str:
@@ -50,13 +58,10 @@ def _poly_line(cls: int, poly: Sequence[int], width: int, height: int) -> str:
     written inside its pixel by :func:`outward_positions` (ultralytics truncates it back to x)."""
     grid = np.asarray(poly, dtype=np.int64).reshape(-1, 2)
     pos = outward_positions(np.clip(grid, 0, (width - 1, height - 1)))
-    base = np.floor(pos).astype(np.int64)
-    kind = np.searchsorted(_OFFSETS, pos - base)  # offsets are exact binary fractions
-    tx, ty = _pixel_text(width), _pixel_text(height)
-    text = [""] * (2 * len(pos))
-    text[0::2] = [tx[k][v] for k, v in zip(kind[:, 0].tolist(), base[:, 0].tolist(), strict=True)]
-    text[1::2] = [ty[k][v] for k, v in zip(kind[:, 1].tolist(), base[:, 1].tolist(), strict=True)]
-    return f"{cls} {' '.join(text)}"
+    text = np.empty(2 * len(pos), dtype=object)
+    text[0::2] = _axis_text(pos[:, 0], width)
+    text[1::2] = _axis_text(pos[:, 1], height)
+    return f"{cls} {' '.join(text.tolist())}"
 
 
 def _box_row(cls: int, xywh: Sequence[float], width: int, height: int) -> str:

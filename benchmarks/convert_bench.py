@@ -10,9 +10,10 @@ defectkit's time covers the whole command: split check (hashing every file), rea
 instances, COCO json for train/val/test and YOLO labels + data.yaml (images linked, not copied:
 ultralytics writes labels only). ultralytics' `convert_segment_masks_to_yolo_seg` gets a flat
 folder of the same masks and ``classes=255`` (it maps value v to class v-1, so MVTec's 0/255 masks
-are otherwise skipped). Fidelity: every mask re-rasterised from the written polygons with
-``pycocotools.mask.frPyObjects`` (YOLO text denormalised), IoU against the mask itself (so
-pixels of holes, which YOLO rows cannot carry, count as errors for both YOLO columns).
+are otherwise skipped). Fidelity: every mask re-rasterised from the written labels, IoU against
+the mask itself (holes included): COCO with ``pycocotools.mask.frPyObjects`` (RLE for masks with
+holes); YOLO as ultralytics reads a label (``polygon2mask``: denormalised in float32, truncated to
+int32, ``cv2.fillPoly``), for defectkit's rows and for ultralytics' own converter's.
 """
 
 from __future__ import annotations
@@ -54,12 +55,15 @@ def _timed_pair(fns: dict, out: Path, repeat: int) -> dict[str, tuple[float, flo
 
 
 def _yolo_iou(txt: Path, truth: np.ndarray) -> float:
-    from defectkit.converters import mask_iou, parse_yolo_lines, rasterize_coco
+    """IoU of the label file read as ultralytics does (float32 pixels, int32, cv2.fillPoly) vs ``truth``."""
+    from defectkit.converters import mask_iou, parse_yolo_lines
+    from defectkit.converters.centre_polygons import fillpoly_raster
 
     h, w = truth.shape
     rows = parse_yolo_lines(txt.read_text()) if txt.is_file() else []
-    polys = [(v.reshape(-1, 2) * (w, h)).reshape(-1).tolist() for _, v in rows if len(v) >= 6]
-    return mask_iou(rasterize_coco(polys, h, w), truth)
+    size = np.array([w, h], dtype=np.float32)
+    polys = [v.astype(np.float32).reshape(-1, 2) * size for _, v in rows if len(v) >= 6]
+    return mask_iou(fillpoly_raster(polys, h, w), truth)
 
 
 def _stats(values: list[float]) -> str:
@@ -144,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"defectkit convert (COCO+YOLO): {n / t_dk:8.1f} masks/s  fidelity COCO {_stats(dk_coco)}; "
-            f"YOLO {_stats(dk_yolo)}"
+            f"YOLO (fillPoly) {_stats(dk_yolo)}"
         )
-        print(f"ultralytics (YOLO only)      : {n / t_ul:8.1f} masks/s  fidelity YOLO {_stats(ul)}")
+        print(f"ultralytics (YOLO only)      : {n / t_ul:8.1f} masks/s  fidelity YOLO (fillPoly) {_stats(ul)}")
         print(f"throughput ratio defectkit / ultralytics: {t_ul / t_dk:.2f}x")
         print(
             f"cpu time per mask (median, all processes): defectkit {1000 * c_dk / n:.2f} ms, "

@@ -55,3 +55,10 @@ def run_cli(capsys: pytest.CaptureFixture):
         return code, captured.out, captured.err
 
     return _run
+
+
+@pytest.fixture(autouse=True)
+def _isolated_defectkit_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights names resolve into a fresh, empty $DEFECTKIT_HOME, never the user's own."""
+    monkeypatch.setenv("DEFECTKIT_HOME", str(tmp_path_factory.mktemp("defectkit_home")))
+    monkeypatch.delenv("DEFECTKIT_WEIGHTS_URL", raising=False)

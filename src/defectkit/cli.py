@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "defectkit.eval.cli",  # eval
     "defectkit.annotate.cli",  # annotate ...
     "defectkit.pipeline.cli",  # demo, run
+    "defectkit.weights.cli",  # weights list, weights fetch
 )
 
 
@@ -43,7 +45,52 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    state_defaults(parser)
     return parser
+
+
+#: actions whose default needs no words (flags are off unless given)
+_NO_DEFAULT = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction,
+               argparse._CountAction, argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "not set"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value) or "none"
+    return str(value)
+
+
+def state_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append ``(default: X)`` to the help of every option (of every subcommand) that does not state
+    its default. Options left unset on purpose (``argparse.SUPPRESS``) take the default from the
+    config dataclass the subcommand names with ``set_defaults(config_class="module:Class")``."""
+    import dataclasses
+
+    fields: dict[str, object] = {}
+    spec = parser._defaults.get("config_class")
+    if spec:
+        module, _, name = spec.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        fields = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                state_defaults(sub)
+            continue
+        if not action.option_strings or isinstance(action, _NO_DEFAULT):
+            continue
+        if action.help is argparse.SUPPRESS or "default" in (action.help or "").lower():
+            continue
+        default = action.default
+        if default is argparse.SUPPRESS:
+            default = fields.get(action.dest)
+            if isinstance(action, argparse.BooleanOptionalAction):
+                default = "on" if default else "off"
+        elif isinstance(action, argparse.BooleanOptionalAction):
+            default = "on" if default else "off"
+        action.help = f"{action.help} (default: {_show(default)})" if action.help else f"default: {_show(default)}"
 
 
 def setup_logging(verbosity: int) -> None:
@@ -70,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     setup_logging(args.verbose - args.quiet)
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations' import-time version check
     from defectkit.progress import set_progress_enabled
 
     set_progress_enabled(False if args.quiet else None)

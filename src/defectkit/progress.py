@@ -31,3 +31,24 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, total=total, dynamic_ncols=True, leave=False, **kwargs)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def byte_bar(total: int | None, desc: str = "") -> Any:
+    """A context-managed tqdm bar counting bytes (``bar.update(n)``) when bars are enabled, else a no-op."""
+    if not progress_enabled():
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,
+                leave=False)

@@ -266,11 +266,17 @@ def test_full_height_and_full_image_instances_encode_exactly() -> None:
     st.integers(1, 1200),
     st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=3),
 )
-def test_yolo_text_of_corner_polygons_matches_the_general_formatting(width, height, points) -> None:
-    poly = [int(round(v)) for x, y in points for v in (x * width, y * height)]
-    general = f"3 {_fmt(np.clip(np.reshape(poly, (-1, 2)) / (width, height), 0, 1).reshape(-1).tolist())}"
-    assert _poly_line(3, poly, width, height) == general
-    assert _poly_line(3, [float(v) for v in poly], width, height) == general  # floats take the general path
+def test_yolo_text_of_centre_polygons_matches_the_general_formatting(width, height, points) -> None:
+    """The table lookup writes what formatting each vertex's position would, and ultralytics' int32
+    truncation of the text, denormalised, gives the (clipped) pixel of each vertex back."""
+    from defectkit.converters.centre_polygons import outward_positions
+
+    poly = [min(int(v * s), s - 1) for x, y in points for v, s in ((x, width), (y, height))]
+    pos = outward_positions(np.reshape(poly, (-1, 2)))
+    assert _poly_line(3, poly, width, height) == f"3 {_fmt((pos / (width, height)).reshape(-1).tolist())}"
+    back = np.array(_poly_line(3, poly, width, height).split()[1:], np.float32).reshape(-1, 2)
+    pixels = (back * np.array([width, height], np.float32)).astype(np.int32)
+    assert set(map(tuple, pixels.tolist())) == set(map(tuple, np.reshape(poly, (-1, 2)).tolist()))
 
 
 def test_worker_reads_each_png_layout_to_the_same_instances(tmp_path) -> None:

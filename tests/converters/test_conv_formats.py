@@ -75,7 +75,12 @@ def test_yolo_lines_detect_and_segment() -> None:
     assert det == "2 0.3 0.3 0.2 0.2\n"
     seg = parse_yolo_lines(masks_to_yolo_lines([(3, m, 0.9)], 100, 50))
     assert len(seg) == 1 and seg[0][0] == 2
-    assert np.allclose(seg[0][1].reshape(-1, 2) * (100, 50), [[20, 10], [40, 10], [40, 20], [20, 20]])
+    # the block's boundary pixels 20..39 x 10..19, each corner written 1/64 px inside its pixel
+    e = 1 / 64
+    corners = [[20 + e, 10 + e], [20 + e, 20 - e], [40 - e, 20 - e], [40 - e, 10 + e]]
+    assert np.allclose(seg[0][1].reshape(-1, 2) * (100, 50), corners, atol=1e-3)
+    pixels = (seg[0][1].reshape(-1, 2) * (100, 50)).astype(np.int32)
+    assert pixels.tolist() == [[20, 10], [20, 19], [39, 19], [39, 10]]
     assert masks_to_yolo_lines([], 100, 50) == ""
 
 
@@ -94,14 +99,17 @@ def test_coco_to_yolo_to_coco_keeps_boxes_within_one_pixel() -> None:
                 assert b["area"] == a["area"]
 
 
-def test_rle_annotation_goes_to_yolo_as_its_outline() -> None:
+def test_rle_annotation_with_a_hole_goes_to_yolo_with_its_hole() -> None:
     m = np.zeros((20, 20), dtype=bool)
     m[2:12, 2:12] = True
     m[6, 6] = False
     anns = instances_to_coco_annotations(mask_to_instances(m)[0], image_id=1, category_id=2, first_id=1)
     rows = parse_yolo_lines(coco_to_yolo_lines(anns, 20, 20))
-    assert rows[0][0] == 1
-    assert np.allclose(rows[0][1].reshape(-1, 2) * 20, [[2, 2], [12, 2], [12, 12], [2, 12]])
+    assert len(rows) == 1 and rows[0][0] == 1
+    # one row: the outline and the hole joined by a zero-width cut; ultralytics reads the hole back
+    from defectkit.converters.centre_polygons import fillpoly_raster
+
+    assert np.array_equal(fillpoly_raster([rows[0][1].reshape(-1, 2) * 20], 20, 20), m)
 
 
 @pytest.mark.parametrize("bad", ["0 0.1 0.2", "x 0.1 0.2 0.3 0.4", "0 0.1 0.2 0.3 0.4 0.5 0.6 0.7"])

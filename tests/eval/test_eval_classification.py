@@ -64,3 +64,20 @@ def test_bootstrap_of_a_perfect_model_is_a_point():
     y = np.array([0] * 10 + [1] * 10)
     ci = bootstrap_image_metrics(y, y * 0.8 + 0.1, 0.5, n=50, seed=0)
     assert ci["accuracy"] == [1.0, 1.0] and ci["auroc"] == [1.0, 1.0]
+
+
+def test_bootstrap_shows_a_bar_on_a_terminal(capsys) -> None:
+    import numpy as np
+
+    from defectkit.eval.bootstrap import bootstrap_image_metrics
+    from defectkit.progress import set_progress_enabled
+
+    labels, scores = np.array([0, 0, 1, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8, 0.9])
+    set_progress_enabled(True)
+    try:
+        bootstrap_image_metrics(labels, scores, 0.5, n=20)
+    finally:
+        set_progress_enabled(None)
+    assert "bootstrap" in capsys.readouterr().err
+    bootstrap_image_metrics(labels, scores, 0.5, n=20)  # not a terminal: no bar
+    assert "bootstrap" not in capsys.readouterr().err

@@ -223,3 +223,26 @@ def test_segmenter_csv_scores_on_another_scale_do_not_filter_masks(
     assert m["score_source"] == "image_scores.csv" and m["threshold"]["value"] == pytest.approx(12.5)
     assert m["detection_score_threshold"] < 0.95
     assert m["mask"]["iou"] == 1.0 and m["mask"]["instance_recall"] == 1.0
+
+
+def test_a_report_on_synthetic_data_says_so(report_dir, eval_manifest):
+    """The test data comes from `defectkit synth` (defectkit_synth.json in the dataset folder)."""
+    out, _ = report_dir
+    report = _report(report_dir)
+    assert report["split"]["synthetic"]["generator"] == "defectkit.synth"
+    md = (out / "report.md").read_text()
+    assert md.splitlines()[0] == f"# Defect inspection report: {eval_manifest.category} (synthetic data)"
+    assert "synthetic images from `defectkit synth` (seed 0), not MVTec AD" in md
+    assert "This run is on synthetic data from `defectkit synth`: its numbers are not comparable." in md
+    html = (out / "report.html").read_text()
+    assert "(synthetic data)</h1>" in html and "its numbers are not comparable" in html
+
+
+def test_a_report_on_real_data_has_no_synthetic_note(report_dir):
+    from defectkit.eval.report import header_lines, reference_text
+
+    report = _report(report_dir)
+    report["split"]["synthetic"] = None
+    lines = header_lines(report)
+    assert not lines[0].endswith("(synthetic data)") and not any("synthetic" in x for x in lines)
+    assert "synthetic" not in reference_text(report)

@@ -137,7 +137,6 @@ def test_autoencoder_learns_and_writes_maps(easy_split: Path, tmp_path: Path, ar
     spot = next(e for e in manifest.entries if e.split == "test" and e.label == 1)
     m = np.load(pred / "anomaly_maps" / f"{spot.name}.npy")
     import cv2
-
     from sklearn.metrics import roc_auc_score
 
     mask = cv2.imread(str(manifest.mask_path(spot)), cv2.IMREAD_GRAYSCALE) > 127

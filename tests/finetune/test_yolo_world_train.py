@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -389,3 +390,74 @@ def test_offline_guards_skip_amp_download_and_restore(monkeypatch):
         assert ul_trainer.check_amp(torch.nn.Linear(1, 1)) is False  # CPU: AMP off, as ultralytics does
         assert ul_data_utils.check_font is not original_font
     assert ul_data_utils.check_font is original_font and ul_trainer.check_amp(gpu_like) is False
+
+
+def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, no_network, capsys):
+    """The demo trains with plots on: ultralytics' plotting keeps its own check_font, which would
+    download Arial.ttf; defectkit hands it a local font (matplotlib's DejaVu Sans if no Arial).
+    Not on a terminal, each epoch is one INFO line (losses, val mAP50) as the classifier logs."""
+    from defectkit.cli import main
+    from defectkit.finetune.yolo_world_env import import_ultralytics
+
+    import_ultralytics()  # offline first: a plain `import ultralytics` probes DNS
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    assert not (USER_CONFIG_DIR / "Arial.ttf").exists()  # else nothing here would try to download it
+    args = [a for a in _train_args(labels, tmp_path / "run", epochs=1) if a not in ("--set", "plots=False")]
+    args += ["--model", "yolov8n-worldv2.yaml", "--text-embeddings", embeddings]
+    assert main([str(a) for a in args]) == 0
+    assert (tmp_path / "run" / "results.png").is_file()  # plots were drawn, with labels in a local font
+    assert list((tmp_path / "run").glob("train_batch*.jpg"))
+    err = capsys.readouterr().err
+    assert re.search(
+        r"I defectkit\.finetune\.yolo_world_trainer: epoch 1/1: box_loss [\d.]+ cls_loss [\d.]+ dfl_loss [\d.]+ "
+        r"val mAP50 [\d.]+ mAP50-95 [\d.]+",
+        err,
+    ), err
+
+
+def test_on_a_terminal_ultralytics_shows_its_own_progress(labels, tmp_path, no_network, capfd, monkeypatch):
+    import logging
+
+    import defectkit.progress
+    from defectkit.cli import main
+
+    monkeypatch.setattr(defectkit.progress, "progress_enabled", lambda: True)  # as on a TTY
+    records: list[logging.LogRecord] = []
+    seen = logging.Handler()
+    seen.emit = records.append  # ultralytics' own handler may hold an earlier test's captured stream
+    logging.getLogger("ultralytics").addHandler(seen)
+    try:
+        args = _train_args(labels, tmp_path / "run", epochs=1)
+        assert main([str(a) for a in [*args, "--model", "yolov8n.yaml"]]) == 0
+    finally:
+        logging.getLogger("ultralytics").removeHandler(seen)
+    out, err = capfd.readouterr()
+    ul = [r.getMessage() for r in records]  # ultralytics' own epoch header (its logger at INFO for the run)
+    assert any("Epoch" in m and "box_loss" in m for m in ul), ul
+    assert "1/1" in out + err
+    assert "epoch 1/1:" not in err  # no duplicate of it in our log line
+    assert logging.getLogger("ultralytics").getEffectiveLevel() >= logging.WARNING  # restored
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_albumentations_import_asks_the_package_index_only_when_not_quieted(tmp_path, quiet):
+    import os
+    import subprocess
+
+    code = (
+        "import socket, time\n"
+        "tries = []\n"
+        "def refuse(*a, **k):\n"
+        "    tries.append(1); raise OSError('blocked')\n"
+        "socket.socket.connect = socket.getaddrinfo = socket.create_connection = refuse\n"
+        + ("from defectkit.finetune.yolo_world_env import quiet_albumentations; quiet_albumentations()\n" if quiet else "")
+        + "import warnings; warnings.simplefilter('ignore')\n"
+        "import albumentations\n"
+        "time.sleep(0.5)\n"
+        "print(len(tries))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    attempts = int(out.stdout.split()[-1])
+    assert (attempts == 0) if quiet else (attempts > 0)

@@ -35,7 +35,8 @@ def register_auto(sub: argparse._SubParsersAction) -> None:
         help="optional with --detector: re-apply its classes' text features from this file (written by "
         "`defectkit embed-text`); a YOLO-World best.pt already carries its own",
     )
-    p.add_argument("--sam", required=True, metavar="PATH", help="SAM checkpoint (state dict)")
+    p.add_argument("--sam", required=True, metavar="PATH",
+                   help="SAM checkpoint (state dict): a path or a name such as sam_vit_b")
     p.add_argument(
         "--model-type", default="vit_b", help="SAM size: tiny, vit_b, vit_l or vit_h (default vit_b)"
     )

@@ -53,10 +53,11 @@ def load_detector(
 ) -> Detector:
     """Load an ultralytics detector checkpoint offline; InputError/MissingWeightsError naming the file."""
     from defectkit.finetune.yolo_world_predict import load_detector
+    from defectkit.weights.registry import missing_hint, resolve_weights
 
-    path = Path(weights)
+    path = Path(resolve_weights(weights, "--detector"))
     if not path.is_file():
-        raise MissingWeightsError(f"{path}: --detector weights file not found")
+        raise MissingWeightsError(f"{path}: --detector weights file not found{missing_hint(path)}")
     model = load_detector(path)
     names = tuple(str(model.names[i]) for i in sorted(model.names))
     if text_embeddings is not None:

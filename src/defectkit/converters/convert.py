@@ -93,7 +93,6 @@ class ConvertReport:
     empty_masks: int = 0
     nonbinary_masks: int = 0
     hole_instances: int = 0
-    hole_pixels_lost: int = 0
     rle_annotations: int = 0
     stale_removed: int = 0
     fidelity: dict | None = None
@@ -107,7 +106,6 @@ class ConvertReport:
             "empty_masks": self.empty_masks,
             "nonbinary_masks": self.nonbinary_masks,
             "hole_instances": self.hole_instances,
-            "hole_pixels_lost_in_yolo": self.hole_pixels_lost,
             "rle_annotations": self.rle_annotations,
             "stale_removed": self.stale_removed,
             "warnings": self.warnings,
@@ -117,7 +115,7 @@ class ConvertReport:
         lines = [f"{s:5s}: {c['images']} images, {c['instances']} instances" for s, c in self.counts.items()]
         lines.append(
             f"specks dropped: {self.dropped_specks}, empty defect masks: {self.empty_masks}, "
-            f"instances with holes: {self.hole_instances} ({self.hole_pixels_lost} px lost in YOLO)"
+            f"instances with holes: {self.hole_instances} (COCO: RLE; YOLO: joined to the outline by a cut)"
         )
         if self.fidelity:
             rows = [("all", self.fidelity["overall"])] + list(self.fidelity["per_defect_type"].items())
@@ -313,7 +311,6 @@ def _tally(report: ConvertReport, manifest: SplitManifest, results: list, cfg: C
     report.dropped_specks = sum(r.dropped for r in results)
     report.nonbinary_masks = sum(r.nonbinary for r in results)
     report.hole_instances = sum(i.has_holes for r in results for i in r.instances)
-    report.hole_pixels_lost = sum(i.hole_pixels for r in results for i in r.instances)
     empty = [e for e, r in zip(manifest.entries, results, strict=True) if e.label == 1 and not r.instances]
     report.empty_masks = len(empty)
     if empty:

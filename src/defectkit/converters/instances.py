@@ -1,4 +1,5 @@
-"""Binary defect masks -> instances (box, pixel area, exact RLE, pixel-edge polygons).
+"""Binary defect masks -> instances (box, pixel area, exact RLE, pixel-edge polygons for COCO,
+pixel-centre polygons for YOLO).
 
 The one data model every format writer consumes. Coordinates are pixels; pixel (x, y) covers
 [x, x+1] x [y, y+1], so an instance covering columns 3..7 has ``bbox_xyxy`` x0=3, x1=8.
@@ -6,10 +7,11 @@ The one data model every format writer consumes. Coordinates are pixels; pixel (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from defectkit.converters.centre_polygons import trace_centre_polygon
 from defectkit.converters.polygons import filled_padded, flatten, simplify_polygon, trace_padded
 
 #: Components smaller than this many pixels are dropped as specks (and counted). The smallest real
@@ -34,6 +36,9 @@ class Instance:
         (>= 3 points each); one per 8-connected component.
     has_holes: True when the instance encloses background (the polygons then cover it too).
     hole_pixels: pixels the outer polygons cover that are not in the instance.
+    yolo_polygons: one flat [x1, y1, ...] int list per 8-connected component on the pixel-centre
+        grid (integer x = centre of pixel column x), holes joined by zero-width cuts: ``cv2.fillPoly``
+        (ultralytics) reproduces the instance exactly (:mod:`defectkit.converters.centre_polygons`).
     """
 
     bbox_xyxy: tuple[int, int, int, int]
@@ -43,6 +48,7 @@ class Instance:
     polygons: list[list[float]]
     has_holes: bool
     hole_pixels: int
+    yolo_polygons: list[list[int]] = field(default_factory=list)
 
 
 def encode_rle(mask: np.ndarray) -> dict:
@@ -110,6 +116,7 @@ def _make(parts: list[tuple[np.ndarray, int, int]], shape: tuple[int, int], simp
     from pycocotools import mask as mask_utils
 
     polygons: list[list[float]] = []
+    yolo_polygons: list[list[int]] = []
     hole_pixels = area = 0
     x0, y0, x1, y1 = shape[1], shape[0], 0, 0
     for crop, x, y in parts:
@@ -121,6 +128,7 @@ def _make(parts: list[tuple[np.ndarray, int, int]], shape: tuple[int, int], simp
         hole_pixels += int(np.count_nonzero(filled)) - n
         for poly in trace_padded(filled):
             polygons.append(flatten(simplify_polygon(poly, simplify) + (x, y)))
+        yolo_polygons.append(flatten(trace_centre_polygon(crop) + (x, y)))
     size = [int(shape[0]), int(shape[1])]
     rle = mask_utils.frPyObjects({"size": size, "counts": _rle_counts(parts, (x0, y0, x1, y1), shape)}, *size)
     return Instance(
@@ -131,6 +139,7 @@ def _make(parts: list[tuple[np.ndarray, int, int]], shape: tuple[int, int], simp
         polygons=polygons,
         has_holes=hole_pixels > 0,
         hole_pixels=hole_pixels,
+        yolo_polygons=yolo_polygons,
     )
 
 

@@ -162,14 +162,17 @@ def read_mask_fast(path: str, data: bytes | None = None) -> tuple[np.ndarray, bo
 
 
 def instance_fidelity(inst: Instance, width: int, height: int) -> tuple[float, float]:
-    """(IoU of pycocotools raster of the COCO polygons, IoU of cv2 raster of the YOLO text) vs the
-    instance mask with holes filled, both computed in the instance's box."""
+    """(IoU of pycocotools raster of the COCO polygons vs the instance mask with holes filled,
+    IoU of the YOLO text read as ultralytics does (denormalised, int32, ``cv2.fillPoly``) vs the
+    instance mask itself), both computed in the instance's box."""
+    from defectkit.converters.centre_polygons import fillpoly_raster
     from defectkit.converters.instances import decode_rle
-    from defectkit.converters.polygons import fill_holes, mask_iou, rasterize_coco, rasterize_cv2
+    from defectkit.converters.polygons import fill_holes, mask_iou, rasterize_coco
     from defectkit.converters.yolo import instances_to_yolo_lines, parse_yolo_lines
 
     x0, y0, x1, y1 = inst.bbox_xyxy
-    target = fill_holes(decode_rle(inst.rle)[y0:y1, x0:x1])
+    own = decode_rle(inst.rle)[y0:y1, x0:x1]
+    target = fill_holes(own)
     h, w = target.shape
     shift = np.array([x0, y0], dtype=np.float64)
     local = [
@@ -178,5 +181,5 @@ def instance_fidelity(inst: Instance, width: int, height: int) -> tuple[float, f
     coco_iou = mask_iou(rasterize_coco(local, h, w), target)
     rows = parse_yolo_lines("\n".join(instances_to_yolo_lines([inst], 0, width, height)))
     yolo_polys = [vals.reshape(-1, 2) * (width, height) - shift for _, vals in rows]
-    yolo_iou = mask_iou(rasterize_cv2(yolo_polys, h, w), target)
+    yolo_iou = mask_iou(fillpoly_raster(yolo_polys, h, w), own)
     return coco_iou, yolo_iou

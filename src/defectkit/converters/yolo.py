@@ -1,8 +1,10 @@
 """Ultralytics YOLO labels: pure text builders (detect and segment), data.yaml, and a reader to COCO.
 
 Label lines: ``class cx cy w h`` (detect) or ``class x1 y1 x2 y2 ...`` (segment), coordinates
-normalised to [0, 1] by the image width/height, pixel-edge convention, one line per polygon.
-Class index = COCO category id - 1. YOLO cannot express holes: the outer outline is used.
+normalised to [0, 1] by the image width/height, one line per polygon. Segment polygons run through
+the centres of the boundary pixels (pixel x at ``(x + 0.5) / width``), with holes joined by a
+zero-width cut, so ultralytics' ``cv2.fillPoly`` reproduces each mask exactly
+(:mod:`defectkit.converters.centre_polygons`). Class index = COCO category id - 1.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from defectkit.converters.centre_polygons import EDGE_MARGIN, outward_positions
 from defectkit.converters.instances import DEFAULT_MIN_AREA, DEFAULT_SIMPLIFY, Instance, mask_to_instances
 
 YOLO_TASKS = ("segment", "detect")
@@ -33,23 +36,39 @@ def _box_line(cls: int, xywh: Sequence[float], width: int, height: int) -> str:
     return f"{cls} {_fmt(((x + w / 2) / width, (y + h / 2) / height, w / width, h / height))}"
 
 
-@functools.lru_cache(maxsize=8)
-def _grid_text(size: int) -> tuple[str, ...]:
-    """``_fmt`` of k / size for every pixel-corner coordinate k in 0..size (same text, ~5x faster)."""
-    return tuple(f"{k / size:.6g}" for k in range(size + 1))
+@functools.lru_cache(maxsize=256)
+def _pixel_text(size: int, offset: float) -> np.ndarray:
+    """``_fmt`` of (k + offset) / size for every pixel k in 0..size-1, as an object array (a vertex's
+    place in its pixel is one of a dozen offsets: each table is built once per image size)."""
+    return np.array([f"{(k + offset) / size:.6g}" for k in range(size)], dtype=object)
 
 
-def _poly_line(cls: int, poly: Sequence[float], width: int, height: int) -> str:
-    xs, ys = poly[0::2], poly[1::2]
-    # Our own polygons: lists of ints on the pixel-corner grid inside the image.
-    on_grid = isinstance(poly, list) and bool(poly) and set(map(type, poly)) == {int}
-    if on_grid and min(xs) >= 0 and min(ys) >= 0 and max(xs) <= width and max(ys) <= height:
-        tx, ty = _grid_text(width), _grid_text(height)
-        text = [""] * len(poly)
-        text[0::2] = [tx[v] for v in xs]
-        text[1::2] = [ty[v] for v in ys]
-        return f"{cls} {' '.join(text)}"
-    xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2) / (width, height)
+def _axis_text(pos: np.ndarray, size: int) -> np.ndarray:
+    base = np.floor(pos).astype(np.int64)
+    frac = pos - base
+    out = np.empty(len(pos), dtype=object)
+    for offset in np.unique(frac).tolist():
+        at = frac == offset
+        out[at] = _pixel_text(size, offset)[base[at]]
+    return out
+
+
+def _poly_line(cls: int, poly: Sequence[int], width: int, height: int) -> str:
+    """A segment row from a polygon on the pixel-centre grid (integer x = pixel column x), each vertex
+    written inside its pixel by :func:`outward_positions` (ultralytics truncates it back to x)."""
+    grid = np.asarray(poly, dtype=np.int64).reshape(-1, 2)
+    pos = outward_positions(np.clip(grid, 0, (width - 1, height - 1)))
+    text = np.empty(2 * len(pos), dtype=object)
+    text[0::2] = _axis_text(pos[:, 0], width)
+    text[1::2] = _axis_text(pos[:, 1], height)
+    return f"{cls} {' '.join(text.tolist())}"
+
+
+def _box_row(cls: int, xywh: Sequence[float], width: int, height: int) -> str:
+    """A segment row for an annotation without segmentation: its box, in from the edges by EDGE_MARGIN."""
+    x, y, w, h = (float(v) for v in xywh)
+    x0, y0, x1, y1 = x + EDGE_MARGIN, y + EDGE_MARGIN, x + w - EDGE_MARGIN, y + h - EDGE_MARGIN
+    xy = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) / (width, height)
     return f"{cls} {_fmt(np.clip(xy, 0.0, 1.0).reshape(-1).tolist())}"
 
 
@@ -64,21 +83,19 @@ def instances_to_yolo_lines(
         if task == "detect":
             lines.append(_box_line(class_index, inst.bbox_xywh, width, height))
         else:
-            lines += [_poly_line(class_index, p, width, height) for p in inst.polygons]
+            lines += [_poly_line(class_index, p, width, height) for p in inst.yolo_polygons]
     return lines
 
 
-def _outer_polygons(ann: Mapping, width: int, height: int) -> list[list[float]]:
-    seg = ann.get("segmentation")
-    if isinstance(seg, list) and seg:
-        return [list(p) for p in seg if len(p) >= 6]
-    if isinstance(seg, dict):
-        from defectkit.converters.coco import annotation_mask
+def _segment_rows(cls: int, ann: Mapping, width: int, height: int) -> list[str]:
+    """Segment rows of a COCO annotation: its mask (polygons rasterised by pycocotools, or RLE)
+    traced through its boundary pixels again; without a segmentation, its box."""
+    if not ann.get("segmentation"):
+        return [_box_row(cls, ann["bbox"], width, height)]
+    from defectkit.converters.coco import annotation_mask
 
-        insts, _ = mask_to_instances(annotation_mask(ann, height, width), min_area=1)
-        return [p for inst in insts for p in inst.polygons]
-    x, y, w, h = ann["bbox"]
-    return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+    insts, _ = mask_to_instances(annotation_mask(ann, height, width), min_area=1, per_image=True)
+    return [_poly_line(cls, p, width, height) for inst in insts for p in inst.yolo_polygons]
 
 
 def coco_to_yolo_lines(
@@ -86,7 +103,8 @@ def coco_to_yolo_lines(
 ) -> str:
     """COCO annotations of one image -> YOLO label file text (class = category_id - 1).
 
-    RLE segmentations are traced to their outer outlines; a missing segmentation gives the box.
+    Each segmentation (polygons or RLE) is rasterised and traced through its boundary pixels'
+    centres (holes kept); a missing segmentation gives the box.
     Returns "" for an image without annotations (an empty label file = background).
     """
     if task not in YOLO_TASKS:
@@ -97,7 +115,7 @@ def coco_to_yolo_lines(
         if task == "detect":
             lines.append(_box_line(cls, ann["bbox"], width, height))
         else:
-            lines += [_poly_line(cls, p, width, height) for p in _outer_polygons(ann, width, height)]
+            lines += _segment_rows(cls, ann, width, height)
     return "".join(line + "\n" for line in lines)
 
 
@@ -146,13 +164,25 @@ def yolo_segment_to_coco(
 ) -> list[dict]:
     """YOLO label text (segment or detect rows) of one image -> COCO annotation dicts.
 
-    Polygons are denormalised to pixels; ``bbox`` is the polygon's extent, ``area`` the pixel count
-    of the polygon rasterised by pycocotools; category_id = class + 1; ids start at ``first_id``.
+    A segment row is rasterised as ultralytics reads it (:func:`fillpoly_raster`) and written as that
+    mask's COCO annotation (pixel-edge polygons, RLE when it has holes; exact ``area`` and box).
+    A detect row (or a polygon that covers no pixel) gives its extent as the polygon, ``area`` the
+    pixel count pycocotools rasterises. category_id = class + 1; ids start at ``first_id``.
     """
     from pycocotools import mask as mask_utils
 
+    from defectkit.converters.centre_polygons import fillpoly_raster
+    from defectkit.converters.coco import instances_to_coco_annotations
+
     anns = []
     for k, (cls, vals) in enumerate(parse_yolo_lines(text)):
+        if len(vals) > 4:
+            mask = fillpoly_raster([vals.reshape(-1, 2) * (width, height)], height, width)
+            insts, _ = mask_to_instances(mask, min_area=1, per_image=True, simplify=0)
+            if insts:
+                anns += instances_to_coco_annotations(insts, image_id=image_id, category_id=cls + 1,
+                                                      first_id=first_id + k)
+                continue
         if len(vals) == 4:
             cx, cy, w, h = vals * (width, height, width, height)
             x0, y0 = cx - w / 2, cy - h / 2

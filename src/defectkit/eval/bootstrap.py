@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from defectkit.eval.coco_metrics import ap_from_precision, make_cocoeval
+from defectkit.progress import progress
 
 IMAGE_METRICS = ("accuracy", "good_recall", "defect_recall", "precision", "f1", "auroc", "ap")
 MIN_DEFINED = 10
@@ -58,7 +59,7 @@ def bootstrap_image_metrics(
     s = np.asarray(scores, dtype=float)
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {k: [] for k in IMAGE_METRICS}
-    for _ in range(n):
+    for _ in progress(range(n), desc="bootstrap", total=n):
         idx = rng.integers(0, y.size, y.size)
         yi, si = y[idx], s[idx]
         if threshold is not None:
@@ -100,7 +101,7 @@ def bootstrap_coco_ap(
     n_img = len(ev.params.imgIds)
     rng = np.random.default_rng(seed)
     ap, ap50 = [], []
-    for _ in range(n):
+    for _ in progress(range(n), desc=f"bootstrap {iou_type} AP", total=n):
         a, a50 = resampled_coco_ap(ev, per_image, rng.integers(0, n_img, n_img))
         ap.append(a if a >= 0 else math.nan)
         ap50.append(a50 if a50 >= 0 else math.nan)

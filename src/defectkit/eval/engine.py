@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -79,8 +80,21 @@ def _load_predictions(config: EvalConfig, manifest) -> list:
     return out
 
 
+def _synth_record(dataset: Path) -> dict | None:
+    """What ``defectkit synth`` recorded in the dataset folder (``defectkit_synth.json``), else None."""
+    marker = Path(dataset) / "defectkit_synth.json"
+    if not marker.is_file():
+        return None
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    return record if isinstance(record, dict) else {"generator": "defectkit.synth"}
+
+
 def _split_block(path: Path, manifest) -> dict:
     return {
+        "synthetic": _synth_record(manifest.dataset),
         "path": str(path.resolve()),
         "dataset": str(manifest.dataset),
         "category": manifest.category,

@@ -13,6 +13,7 @@ from defectkit.eval.report import (
     header_lines,
     notes_text,
     per_type_tables,
+    reference_text,
     table_rows,
     worst_rows,
 )
@@ -82,7 +83,7 @@ def render_html(report: dict, figures: dict[str, bytes]) -> str:
         ref = report["reference"]
         parts += [
             "<h2>Reference</h2>",
-            f"<p>{escape(ref['source'])}.</p>",
+            f"<p>{escape(reference_text(report).replace('`', ''))}</p>",
             html_table(
                 ["Model", "Accuracy", "Defect F1"],
                 [[r["model"], f"{r['accuracy']:g}", f"{r['f1']:g}"] for r in ref["rows"]],

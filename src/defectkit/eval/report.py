@@ -208,13 +208,22 @@ def worst_rows(m: dict) -> tuple[list[str], list[list[str]]]:
     ]
 
 
+SYNTH_NOTE = (
+    "Data: synthetic images from `defectkit synth` (seed {seed}), not MVTec AD: these numbers test the "
+    "pipeline and say nothing about real inspection performance"
+)
+
+
 def header_lines(report: dict) -> list[str]:
     sp, cfg = report["split"], report["config"]
     counts = sp["counts"]["test"]
     n_test = sum(counts.values())
+    synth = sp.get("synthetic")
+    title = f"# Defect inspection report: {sp['category']}" + (" (synthetic data)" if synth else "")
     return [
-        f"# Defect inspection report: {sp['category']}",
+        title,
         "",
+        *([f"- {SYNTH_NOTE.format(seed=synth.get('seed', '?'))}"] if synth else []),
         f"- Split manifest: `{sp['path']}` (fingerprint `{sp['fingerprint'][:16]}`, seed {sp['seed']}, "
         f"{sp['defects_to_train']} defect images per type moved to train)",
         f"- Test split: {n_test} images ({', '.join(f'{k} {v}' for k, v in counts.items())})",
@@ -223,6 +232,14 @@ def header_lines(report: dict) -> list[str]:
         "- `–`: the model does not produce this kind of output; `N/A`: the number is undefined",
         "",
     ]
+
+
+def reference_text(report: dict) -> str:
+    """Where the quoted reference numbers come from, and, under a synthetic run, that they do not compare."""
+    text = f"{report['reference']['source']}."
+    if report["split"].get("synthetic"):
+        text += " This run is on synthetic data from `defectkit synth`: its numbers are not comparable."
+    return text
 
 
 def render_markdown(report: dict, figures: dict[str, str]) -> str:
@@ -234,7 +251,7 @@ def render_markdown(report: dict, figures: dict[str, str]) -> str:
         lines += [
             "## Reference",
             "",
-            f"{ref['source']}.",
+            reference_text(report),
             "",
             md_table(
                 ["Model", "Accuracy", "Defect F1"],

@@ -115,19 +115,25 @@ def build_classifier(
             f"--arch {arch}: not a torchvision classification model "
             f"(e.g. resnet18, resnet34, resnet50, efficientnet_b0)"
         )
+    from defectkit.weights.registry import lookup, missing_hint, resolve_weights, weights_dir
+
     source: Path | None = None
     if weights == "imagenet":
         source = imagenet_weights_file(arch)
-        if not source.is_file():
+        fetched = weights_dir() / source.name
+        if fetched.is_file():
+            source = fetched
+        elif not source.is_file():
+            fetch = f"`defectkit weights fetch {arch}`, " if lookup(arch) else ""
             raise MissingWeightsError(
-                f"--weights imagenet: {source.name} not found in {source.parent}; put torchvision's "
-                f"ImageNet file for {arch} there (or set TORCH_HOME), use --weights PATH, or --weights none "
-                "to train from scratch (defectkit never downloads weights)"
+                f"--weights imagenet: {source.name} not found in {source.parent} or {fetched.parent}; "
+                f"{fetch}or put torchvision's ImageNet file for {arch} in one of them (or set TORCH_HOME), "
+                "use --weights PATH, or --weights none to train from scratch (nothing is downloaded implicitly)"
             )
     elif weights != "none":
-        source = Path(weights)
+        source = Path(resolve_weights(weights, "--weights"))
         if not source.is_file():
-            raise MissingWeightsError(f"--weights {weights}: file not found")
+            raise MissingWeightsError(f"--weights {weights}: file not found{missing_hint(source)}")
     model = models.get_model(arch, weights=None)
     head = replace_head(model, num_classes, dropout)
     if source is not None:

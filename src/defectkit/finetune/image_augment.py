@@ -6,6 +6,8 @@ is re-seeded every epoch from (seed, epoch), so a resumed run sees the same augm
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -26,6 +28,7 @@ class TrainAugment:
         color_jitter: float = 0.1,
         seed: int = 0,
     ) -> None:
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # else its import asks the package index
         import albumentations as A
         import cv2
 

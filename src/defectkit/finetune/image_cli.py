@@ -73,7 +73,8 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--arch", help="torchvision model name (default resnet18)")
     g.add_argument(
-        "--weights", help="imagenet (torch hub cache only), none (from scratch) or a state-dict PATH"
+        "--weights", help="imagenet (torchvision's file, from the weights folder or the torch hub cache), "
+        "none (from scratch), a name from `defectkit weights list` (resnet18, ...) or a state-dict PATH"
     )
     g.add_argument("--task", choices=("binary", "defect-type"))
     g.add_argument("--dropout", type=float, help="dropout before the final Linear")
@@ -101,7 +102,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         default=_S,
         help="recompute BatchNorm statistics over the train split after every epoch (default on)",
     )
-    p.set_defaults(func=_train, model_name="classifier")
+    p.set_defaults(func=_train, model_name="classifier", config_class="defectkit.finetune.image_config:ClassifierConfig")
 
     p = sub.add_parser(
         "autoencoder",
@@ -133,7 +134,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect")
     g.add_argument("--select", choices=("auroc", "loss"), help="val metric for best.pt and early stopping")
-    p.set_defaults(func=_train, model_name="autoencoder")
+    p.set_defaults(func=_train, model_name="autoencoder", config_class="defectkit.finetune.image_config:AutoencoderConfig")
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:

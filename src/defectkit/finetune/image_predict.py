@@ -24,6 +24,7 @@ from defectkit.fileio import (
     mark_complete,
     mark_incomplete,
 )
+from defectkit.progress import progress
 
 SCORE_COLUMNS = ("image", "split", "defect_type", "label", "score", "pred")
 
@@ -136,7 +137,8 @@ def score_splits(
     for split in splits:
         ds = ManifestDataset(manifest, split, image_size=image_size, normalize=normalize, cache=False)
         with torch.no_grad():
-            for batch in make_loader(ds, batch_size):
+            loader = make_loader(ds, batch_size)
+            for batch in progress(loader, desc=f"predict {split}", total=len(loader)):
                 x = batch["image"].to(device)
                 out = model(x)
                 batch_entries = [ds.entries[int(i)] for i in batch["index"]]

@@ -29,7 +29,8 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         default=None,
-        help="SAM state dict to start from (e.g. sam_vit_b_01ec64.pth); none = random init",
+        help="SAM state dict to start from: a path, or a name from `defectkit weights list` (sam_vit_b, "
+        "sam_vit_l, sam_vit_h); none = random init (default: none)",
     )
     p.add_argument(
         "--train",
@@ -88,8 +89,9 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
         description="Write SAM masks (COCO results json with RLE masks), image_scores.csv and "
         "prediction_meta.json, for ground-truth boxes or a detector's detections.json.",
     )
-    p.add_argument("--weights", required=True, help="SAM state dict (RUN/best.pt or an official checkpoint)")
-    p.add_argument("--model-type", default="tiny", choices=MODEL_TYPES)
+    p.add_argument("--weights", required=True,
+                   help="SAM state dict (RUN/best.pt, an official checkpoint, or a name such as sam_vit_b)")
+    p.add_argument("--model-type", default="tiny", choices=MODEL_TYPES, help="SAM size of --weights (default tiny)")
     p.add_argument("--split", required=True, help="split manifest (split.json)")
     p.add_argument("--labels", required=True, help="LABELS folder written by `defectkit convert`")
     p.add_argument(

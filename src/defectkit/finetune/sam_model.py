@@ -162,10 +162,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     """Read a SAM state dict from ``path`` on the CPU. Accepts a plain state dict or our
     ``train_state.pt`` (uses its ``"model"`` entry). InputError/MissingWeightsError on bad files."""
     from defectkit.finetune.common import load_checkpoint
+    from defectkit.weights.registry import missing_hint, resolve_weights
 
-    p = Path(path)
+    p = Path(resolve_weights(path, "SAM checkpoint"))
     if not p.is_file():
-        raise MissingWeightsError(f"{p}: SAM checkpoint not found")
+        raise MissingWeightsError(f"{p}: SAM checkpoint not found{missing_hint(p)}")
     obj = load_checkpoint(p, "SAM checkpoint")
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]

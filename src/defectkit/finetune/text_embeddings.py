@@ -29,15 +29,16 @@ from typing import Any
 
 from defectkit.errors import InputError, MissingWeightsError
 from defectkit.fileio import atomic_open, sha256_file
+from defectkit.weights.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 
 FORMAT = "defectkit.text_embeddings/1"
 CLIP_MODEL = "clip:ViT-B/32"
 CLIP_WEIGHTS_NAME = "ViT-B-32.pt"
-#: SHA-256 of OpenAI's ViT-B-32.pt (it is part of the download URL clip uses)
-CLIP_WEIGHTS_SHA256 = "40d3657159a2cc9a3cd1d5bbdfd2b1ce6d29b7d6c2dea67c0b0e0aba5ad7ad21"
-CLIP_WEIGHTS_URL = f"https://openaipublic.azureedge.net/clip/models/{CLIP_WEIGHTS_SHA256}/{CLIP_WEIGHTS_NAME}"
+#: SHA-256 of OpenAI's ViT-B-32.pt (it is part of the download URL clip uses; one source: the weights registry)
+CLIP_WEIGHTS_SHA256 = REGISTRY["clip_vit_b_32"].sha256
+CLIP_WEIGHTS_URL = REGISTRY["clip_vit_b_32"].url
 #: YOLO-World's text feature width (CLIP ViT-B/32 text projection)
 EMBED_DIM = 512
 
@@ -129,26 +130,32 @@ def clip_cache_path() -> Path:
 
 
 def resolve_clip_weights(path: str | os.PathLike | None) -> Path:
-    """The CLIP weights file to use: ``path`` if given, else CLIP's cache; never downloads.
+    """The CLIP weights file to use: ``path`` if given (a path, or the name ``clip_vit_b_32``), else
+    ``$DEFECTKIT_HOME/weights/ViT-B-32.pt``, else CLIP's cache; never downloads.
 
-    Raises MissingWeightsError naming ViT-B-32.pt and how to fetch it on a connected machine.
+    Raises MissingWeightsError naming ViT-B-32.pt and how to fetch it.
     """
+    from defectkit.weights.registry import resolve_weights, weights_dir
+
     how = (
-        f"download {CLIP_WEIGHTS_NAME} on a connected machine (`curl -LO {CLIP_WEIGHTS_URL}`, or run "
-        "`python -c \"import clip; clip.load('ViT-B/32', device='cpu')\"` there, which puts it in "
-        f"~/.cache/clip/), copy it here and pass --clip-weights PATH/{CLIP_WEIGHTS_NAME}"
+        "`defectkit weights fetch clip_vit_b_32` downloads it (sha256 checked); offline, download "
+        f"{CLIP_WEIGHTS_NAME} on a connected machine (`curl -LO {CLIP_WEIGHTS_URL}`), copy it here and pass "
+        f"--clip-weights PATH/{CLIP_WEIGHTS_NAME}"
     )
     if path is not None:
-        p = Path(path)
+        p = Path(resolve_weights(path, "--clip-weights"))
         if p.is_dir():
             p = p / CLIP_WEIGHTS_NAME
         if not p.is_file():
             raise MissingWeightsError(f"{p}: CLIP weights file not found; {how}")
         return p
-    cached = clip_cache_path()
+    fetched, cached = weights_dir() / CLIP_WEIGHTS_NAME, clip_cache_path()
+    if fetched.is_file():
+        return fetched
     if not cached.is_file():
         raise MissingWeightsError(
-            f"CLIP text encoder weights {CLIP_WEIGHTS_NAME} not found (looked in {cached.parent}); {how}"
+            f"CLIP text encoder weights {CLIP_WEIGHTS_NAME} not found (looked in {fetched.parent} and "
+            f"{cached.parent}); {how}"
         )
     return cached
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -111,9 +112,12 @@ class YoloFinetuneConfig:
             )
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0, got {self.workers}")
-        suffix = Path(self.model).suffix.lower()
+        from defectkit.weights.registry import lookup
+
+        suffix = ".pt" if lookup(self.model) is not None else Path(self.model).suffix.lower()
         if suffix not in {".pt", ".yaml", ".yml"}:
-            raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config")
+            raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config "
+                             "(or a name from `defectkit weights list`)")
         if suffix != ".pt":  # a .pt checkpoint is inspected when training starts
             _check_text_matches(self.model, is_world_model(self.model), self.text_embeddings is not None)
         bad = sorted(set(self.overrides) & RESERVED_ARGS)
@@ -147,9 +151,9 @@ def _check_inputs(config: YoloFinetuneConfig) -> None:
         raise InputError(f"{config.data}: not a YOLO data.yaml (a mapping with train, val and names)")
     if Path(config.model).suffix.lower() == ".pt" and not Path(config.model).is_file():
         raise MissingWeightsError(
-            f"{config.model}: weights file not found (defectkit never downloads weights: download it on a "
-            "connected machine from https://github.com/ultralytics/assets/releases and pass its path, or "
-            "pass a .yaml config to train from scratch)"
+            f"{config.model}: weights file not found (defectkit never downloads weights implicitly: "
+            "`defectkit weights fetch NAME` brings an official one, e.g. yolov8s-worldv2; or pass a .yaml "
+            "config to train from scratch)"
         )
     _check_train_has_labels(Path(config.data))
 
@@ -274,8 +278,12 @@ def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
 
 
 def _train(trainer: Any, run_dir: Path, t0: float) -> YoloTrainResult:
+    from defectkit.finetune.yolo_world_trainer import ultralytics_progress
+    from defectkit.progress import progress_enabled
+
     try:
-        trainer.train()
+        with ultralytics_progress(progress_enabled()):
+            trainer.train()
     except (InputError, KeyboardInterrupt):
         raise
     except (FileNotFoundError, SyntaxError, KeyError) as exc:  # ultralytics' errors for bad data/config
@@ -301,9 +309,13 @@ def finetune_yolo(
 
     ``callbacks``: extra ultralytics callbacks ``{event: [fn(trainer), ...]}`` (e.g. progress reporting).
     """
+    from defectkit.devices import check_device
     from defectkit.finetune.common import prepare_run_dir
     from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.weights.registry import resolve_weights
 
+    check_device(config.device)
+    config = dataclasses.replace(config, model=resolve_weights(config.model, "--model"))
     _check_inputs(config)
     if Path(config.model).suffix.lower() == ".pt":
         try:
@@ -349,8 +361,10 @@ def resume_yolo(
     """Continue the killed run in ``run_dir`` from its ``weights/last.pt`` (same config, same data)."""
     import torch
 
+    from defectkit.devices import check_device
     from defectkit.finetune.yolo_world_env import import_ultralytics
 
+    check_device(device)
     run_dir = Path(run_dir).resolve()
     last = run_dir / "weights" / "last.pt"
     record = read_json(run_dir / "config.json", "run config")["config"]

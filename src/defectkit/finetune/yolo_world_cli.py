@@ -60,7 +60,8 @@ def register_top(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="PATH",
-        help="CLIP ViT-B-32.pt file (default: ~/.cache/clip/ViT-B-32.pt)",
+        help="CLIP ViT-B-32.pt file, or the name clip_vit_b_32 (default: the weights folder's "
+        "ViT-B-32.pt, else ~/.cache/clip/ViT-B-32.pt)",
     )
     p.add_argument("--device", default="cpu", help="torch device for CLIP (default cpu)")
     p.add_argument("-o", "--output", type=Path, required=True, help="embeddings file to write (.pt)")
@@ -82,7 +83,8 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default="yolov8s-worldv2.yaml",
-        help="weights .pt (a path; never downloaded) or config .yaml to train from scratch "
+        help="weights: a .pt path or a name from `defectkit weights list` (e.g. yolov8s-worldv2, read from "
+        "the weights folder; never downloaded implicitly), or a config .yaml to train from scratch "
         "(default yolov8s-worldv2.yaml)",
     )
     p.add_argument(
@@ -147,7 +149,8 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
         epilog=PREDICT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--weights", type=Path, required=True, help="RUN/weights/best.pt")
+    p.add_argument("--weights", type=Path, required=True,
+                   help="RUN/weights/best.pt (or a name from `defectkit weights list`)")
     p.add_argument("--split", type=Path, required=True, help="split.json")
     p.add_argument("--labels", type=Path, required=True, help="LABELS folder from `defectkit convert`")
     p.add_argument(

@@ -35,12 +35,20 @@ def _unpatch_pil_open() -> None:
         Image.open = original
 
 
+def quiet_albumentations() -> None:
+    """Keep albumentations from asking the package index for its latest version at import (it does
+    unless ``NO_ALBUMENTATIONS_UPDATE`` is set; offline that is a warning and a wait). Call before
+    anything may import it (ultralytics' augmentations, our image augmentation)."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
 def import_ultralytics(config_dir: str | os.PathLike | None = None) -> types.ModuleType:
     """Import and return ``ultralytics`` with ``YOLO_OFFLINE=1`` and a private ``YOLO_CONFIG_DIR``.
 
     ``config_dir``: where ultralytics may keep its settings.json (default :func:`default_config_dir`);
     ignored when ``YOLO_CONFIG_DIR`` is already set or ultralytics is already imported.
     """
+    quiet_albumentations()
     if "ultralytics" not in sys.modules:
         os.environ["YOLO_OFFLINE"] = "1"
         if not os.environ.get("YOLO_CONFIG_DIR"):

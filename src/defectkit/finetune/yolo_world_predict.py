@@ -201,10 +201,14 @@ def _check_categories(model: Any, cats: list[dict[str, Any]] | None, labels: Pat
 def predict_yolo(config: YoloPredictConfig) -> Path:
     """Run the detector on the chosen splits of the manifest and write PRED_DIR (module docstring)."""
     from defectkit.datasets.split import load_split
+    from defectkit.devices import check_device
+    from defectkit.progress import progress
+    from defectkit.weights.registry import missing_hint, resolve_weights
 
-    weights = Path(config.weights)
+    check_device(config.device)
+    weights = Path(resolve_weights(config.weights, "--weights"))
     if not weights.is_file():
-        raise MissingWeightsError(f"{weights}: weights file not found")
+        raise MissingWeightsError(f"{weights}: weights file not found{missing_hint(weights)}")
     manifest = load_split(config.split)
     ids = global_image_ids(manifest, Path(config.labels), config.splits)
     cats = label_categories(Path(config.labels), config.splits)
@@ -224,7 +228,8 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
     paths = [str(manifest.image_path(e)) for e in entries]
     try:
         results = predictor(source=paths, stream=True)
-        for entry, res in zip(entries, results, strict=False):  # count checked below
+        pairs = zip(entries, results, strict=False)  # count checked below
+        for entry, res in progress(pairs, desc="yolo predict", total=len(entries)):
             boxes = res.boxes
             xyxy = boxes.xyxy.cpu().numpy()
             scores = boxes.conf.cpu().numpy()

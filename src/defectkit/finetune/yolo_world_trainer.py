@@ -56,8 +56,10 @@ def strip_integration_callbacks(obj: Any) -> None:
         obj.callbacks[event] = [cb for cb in cbs if not is_integration_callback(cb)]
 
 
-def _local_check_font(font: str = "Arial.ttf") -> Path | None:
-    """ultralytics' ``check_font`` without its download (it probes a URL on every dataset check)."""
+def _local_check_font(font: str = "Arial.ttf") -> Path:
+    """ultralytics' ``check_font`` without its download (it probes a URL on every dataset check and
+    downloads Arial.ttf for plot labels): the font if installed, else matplotlib's DejaVu Sans."""
+    import matplotlib
     from matplotlib import font_manager
     from ultralytics.utils import USER_CONFIG_DIR
 
@@ -67,7 +69,7 @@ def _local_check_font(font: str = "Arial.ttf") -> Path | None:
     matches = [
         f.fname for f in font_manager.fontManager.ttflist if font in f.fname and Path(f.fname).exists()
     ]
-    return Path(matches[0]) if matches else None  # None: plots fall back to PIL's default font
+    return Path(matches[0]) if matches else Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 
 
 def _make_local_check_amp(original: Any) -> Any:
@@ -98,20 +100,22 @@ def keep_torch_threads() -> Iterator[int]:
 
 @contextlib.contextmanager
 def offline_guards() -> Iterator[None]:
-    """For the duration of the block, ultralytics' font check and AMP self-check stay local.
+    """For the duration of the block, ultralytics' font checks and AMP self-check stay local.
 
-    Both are module attributes looked up at call time, restored on exit (nothing outlives the call).
+    All are module attributes looked up at call time (``ultralytics.utils.plotting`` keeps its own
+    reference to ``check_font``), restored on exit (nothing outlives the call).
     """
     import ultralytics.data.utils as ul_data_utils
     import ultralytics.engine.trainer as ul_trainer
+    import ultralytics.utils.plotting as ul_plotting
 
-    saved = (ul_data_utils.check_font, ul_trainer.check_amp)
-    ul_data_utils.check_font = _local_check_font
-    ul_trainer.check_amp = _make_local_check_amp(saved[1])
+    saved = (ul_data_utils.check_font, ul_plotting.check_font, ul_trainer.check_amp)
+    ul_data_utils.check_font = ul_plotting.check_font = _local_check_font
+    ul_trainer.check_amp = _make_local_check_amp(saved[2])
     try:
         yield
     finally:
-        ul_data_utils.check_font, ul_trainer.check_amp = saved
+        ul_data_utils.check_font, ul_plotting.check_font, ul_trainer.check_amp = saved
 
 
 #: from-scratch start of every contrastive head's ``logit_scale`` (log of the factor applied to the
@@ -220,13 +224,46 @@ def write_metrics_csv(trainer: Any) -> None:
     atomic_write_text(Path(trainer.save_dir) / "metrics.csv", "\n".join(lines) + "\n")
 
 
+def log_epoch(trainer: Any) -> None:
+    """``on_fit_epoch_end``: one INFO line per epoch (train losses, val mAP50, mAP50-95), as the
+    classifier logs, unless ultralytics shows its own progress (its logger at INFO: a terminal)."""
+    if logging.getLogger("ultralytics").getEffectiveLevel() <= logging.INFO or trainer.tloss is None:
+        return
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+    m = trainer.metrics or {}
+    log.info(
+        "epoch %d/%d: %s val mAP50 %.4f mAP50-95 %.4f",
+        trainer.epoch + 1,
+        trainer.epochs,
+        " ".join(f"{k.removeprefix('train/')} {float(v):.4f}" for k, v in losses.items()),
+        float(m.get("metrics/mAP50(B)", math.nan)),
+        float(m.get("metrics/mAP50-95(B)", math.nan)),
+    )
+
+
+@contextlib.contextmanager
+def ultralytics_progress(show: bool) -> Iterator[None]:
+    """With ``show`` (bars enabled: a terminal), ultralytics' own progress bars and lines for the
+    block: its logger at INFO (its bars are off above INFO); restored on exit."""
+    logger = logging.getLogger("ultralytics")
+    saved = logger.level
+    if show:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 class _OfflineMixin:
-    """Common guards: no integration callbacks, local-only font/AMP checks, metrics.csv per epoch."""
+    """Common guards: no integration callbacks, local-only font/AMP checks, metrics.csv and a log
+    line per epoch."""
 
     def _finish_init(self) -> None:
         strip_integration_callbacks(self)
-        if write_metrics_csv not in self.callbacks["on_fit_epoch_end"]:
-            self.callbacks["on_fit_epoch_end"].append(write_metrics_csv)
+        for fn in (write_metrics_csv, log_epoch):
+            if fn not in self.callbacks["on_fit_epoch_end"]:
+                self.callbacks["on_fit_epoch_end"].append(fn)
 
     def run_callbacks(self, event: str) -> None:
         # BaseTrainer.__init__ adds and runs integration callbacks before a subclass can remove them

@@ -27,7 +27,9 @@ class PipelineConfig:
     """The whole chain. ``dataset``: category folder (ignored when ``synth`` generates one under
     ``output/data``). A model section set to None is skipped. ``text_embeddings``: either
     ``{"clip_weights": PATH}`` (real CLIP ViT-B/32 text features) or ``{"random_seed": S}``
-    (seeded random vectors: a stand-in that makes YOLO-World a closed-set detector)."""
+    (seeded random vectors: a stand-in that makes YOLO-World a closed-set detector). ``device``: the
+    device of every model section (and CLIP) that sets none itself, in the form its library takes
+    (``cuda:1`` becomes ``1`` for ultralytics, ``0`` becomes ``cuda:0`` for torch)."""
 
     output: str
     dataset: str | None = None
@@ -41,10 +43,25 @@ class PipelineConfig:
     classifier: dict[str, Any] | None = None
     autoencoder: dict[str, Any] | None = None
     eval: dict[str, Any] = field(default_factory=dict)
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.dataset is None and self.synth is None:
             raise ValueError("dataset: give the category folder (or a synth section)")
+        if self.device is not None:
+            self._inherit_device(str(self.device))
+
+    def _inherit_device(self, device: str) -> None:
+        from defectkit.devices import for_torch, for_ultralytics, gpu_indices
+
+        gpu_indices(device)  # a malformed device string fails here, naming it
+        sections = {m: getattr(self, m) for m in MODEL_SECTIONS}
+        if self.text_embeddings.get("clip_weights"):
+            sections["text_embeddings"] = self.text_embeddings
+        for name, section in sections.items():
+            if section is not None and "device" not in section:
+                form = for_ultralytics(device) if name == "yolo_world" else for_torch(device)
+                object.__setattr__(self, name, {**section, "device": form})
 
     @property
     def out(self) -> Path:

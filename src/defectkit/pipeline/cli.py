@@ -20,10 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run", help="run the whole chain on a real dataset from one YAML file",
         description="Run the chain described by PIPELINE.yaml (see configs/bottle_gpu.yaml); each stage writes "
-        "into its own folder with its resolved config and is skipped when up to date.")
+        "into its own folder with its resolved config and is skipped when up to date. Every stage's device and "
+        "weights are checked before the first stage runs; --set changes any setting of the file.")
     p.add_argument("pipeline", help="pipeline YAML file")
     p.add_argument("--from", dest="from_stage", metavar="STAGE", help="re-run this stage and every later one")
     p.add_argument("--only", metavar="STAGE", help="run just this stage")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a setting of the file, typed and checked like it (repeatable), e.g. "
+                   "--set sam.epochs=1 --set classifier.device=cpu --set device=cpu; default: none")
     p.set_defaults(func=_run)
 
 
@@ -48,6 +52,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from defectkit.pipeline.run import load_pipeline_yaml, run_pipeline
 
-    cfg = load_pipeline_yaml(args.pipeline)
+    cfg = load_pipeline_yaml(args.pipeline, args.overrides)
     _summary(cfg, run_pipeline(cfg, from_stage=args.from_stage, only=args.only))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +18,35 @@ from defectkit.pipeline.stages import Stage, StageResult, run_stages
 log = logging.getLogger(__name__)
 
 
+def _weights_path(value: str) -> Path:
+    """A weights value as the file it stands for: a name resolves into the weights folder."""
+    from defectkit.weights.registry import named_path
+
+    return named_path(value) or Path(value)
+
+
 def _weights(cfg: PipelineConfig) -> dict[str, tuple[Path, ...]]:
     """Weight files each training stage needs, resolved to paths (checked before anything runs)."""
+    from defectkit.weights.registry import lookup, weights_dir
+
     need: dict[str, tuple[Path, ...]] = {}
     yw = cfg.yolo_world or {}
-    if str(yw.get("model", "")).endswith(".pt"):
-        need["yolo_world_train"] = (Path(yw["model"]),)
+    if str(yw.get("model", "")).endswith(".pt") or lookup(yw.get("model")):
+        need["yolo_world_train"] = (_weights_path(yw["model"]),)
     clip = cfg.text_embeddings.get("clip_weights")
     if clip:
-        need["text_embeddings"] = (Path(clip),)
+        need["text_embeddings"] = (_weights_path(clip),)
     if cfg.sam and cfg.sam.get("checkpoint"):
-        need["sam_train"] = (Path(cfg.sam["checkpoint"]),)
+        need["sam_train"] = (_weights_path(cfg.sam["checkpoint"]),)
     if cfg.classifier:
         w = str(cfg.classifier.get("weights", "none"))
         if w == "imagenet":
             from defectkit.finetune.classifier_model import imagenet_weights_file
 
-            need["classifier_train"] = (imagenet_weights_file(cfg.classifier.get("arch", "resnet18")),)
+            hub = imagenet_weights_file(cfg.classifier.get("arch", "resnet18"))
+            need["classifier_train"] = (hub if hub.is_file() else weights_dir() / hub.name,)
         elif w != "none":
-            need["classifier_train"] = (Path(w),)
+            need["classifier_train"] = (_weights_path(w),)
     return need
 
 
@@ -86,8 +97,17 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     data_digest = functools.cache(lambda: dataset_fingerprint(cfg.data_dir))  # hashed once per run
     reads_dataset = {"describe", "split"}
     return [Stage(name, (lambda fn=fn: fn(cfg)), conf, after, outputs, weights.get(name, ()),
-                  data_digest if name in reads_dataset else None)
+                  inputs=data_digest if name in reads_dataset else None, devices=_devices(cfg, name))
             for name, fn, conf, after, outputs in spec]
+
+
+def _devices(cfg: PipelineConfig, stage: str) -> tuple[tuple[str, str], ...]:
+    """The ``(YAML key, device)`` a stage runs on, when its section names one."""
+    for section in (*MODEL_SECTIONS, "text_embeddings"):
+        device = (getattr(cfg, section) or {}).get("device") if stage.startswith(section) else None
+        if device not in (None, "", "auto"):
+            return ((f"{section}.device", str(device)),)
+    return ()
 
 
 def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
@@ -122,8 +142,13 @@ def _check_section_types(raw: dict[str, Any], p: Path) -> None:
         raise InputError(f"{p}: sam_on_detections must be true or false, got {raw['sam_on_detections']!r}")
 
 
-def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
-    """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder."""
+def load_pipeline_yaml(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Read a pipeline YAML file; relative paths in it are taken relative to the file's folder.
+    ``overrides``: ``--set KEY=VALUE`` items applied on top (:mod:`defectkit.pipeline.overrides`)."""
+
+    from defectkit.pipeline.overrides import apply_overrides
+    from defectkit.weights.registry import lookup
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: pipeline file not found")
@@ -142,9 +167,13 @@ def load_pipeline_yaml(path: str | Path) -> PipelineConfig:
         value = (raw.get(section) or {}).get(key)
         if isinstance(value, str) and ("/" in value or value.endswith((".pt", ".pth"))) and not Path(value).is_absolute():
             candidate = base / value
+            if lookup(value) and not candidate.exists():
+                continue  # a weights name: resolved from the weights folder when the stage runs
             raw[section][key] = str(candidate.resolve()) if value.endswith((".pt", ".pth")) or candidate.exists() else value
-    cfg = build(PipelineConfig, raw, str(p))
-    check_sections(cfg, str(p))
+    raw = apply_overrides(raw, overrides)
+    where = f"{p} with --set" if overrides else str(p)
+    cfg = build(PipelineConfig, raw, where)
+    check_sections(cfg, where)
     return cfg
 
 

@@ -32,7 +32,8 @@ class Stage:
     weights: weight files the stage needs (checked for all stages before anything runs; their
     size and modification time are part of the fingerprint);
     inputs: returns a digest of the input files the stage reads that no upstream stage writes
-    (e.g. the dataset's contents), computed when the runner reaches the stage.
+    (e.g. the dataset's contents), computed when the runner reaches the stage;
+    devices: ``(key, device)`` pairs the stage runs on (checked for all stages before anything runs).
     """
 
     name: str
@@ -42,6 +43,7 @@ class Stage:
     outputs: tuple[Path, ...] = ()
     weights: tuple[Path, ...] = field(default=())
     inputs: Callable[[], str] | None = None
+    devices: tuple[tuple[str, str], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,36 @@ def _fingerprint(stage: Stage, upstream: dict[str, str], *, selected: bool = Tru
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def check_weights(stages: Sequence[Stage]) -> None:
-    """Raise one InputError listing every missing weights file of every stage, before anything runs."""
-    missing = [f"{s.name}: {w}" for s in stages for w in s.weights if not Path(w).is_file()]
-    if missing:
-        raise InputError(f"{len(missing)} weights file(s) missing: " + "; ".join(missing))
+def weights_problem(stages: Sequence[Stage]) -> str | None:
+    """One line listing every missing weights file of every stage (and the fetch command), or None."""
+    from defectkit.weights.registry import lookup
+
+    absent = [(s.name, Path(w)) for s in stages for w in s.weights if not Path(w).is_file()]
+    if not absent:
+        return None
+    names = [e.name for _, w in absent if (e := lookup(w.name))]
+    fetch = f"; `defectkit weights fetch {' '.join(names)}` brings the known ones" if names else ""
+    return f"{len(absent)} weights file(s) missing: " + "; ".join(f"{name}: {w}" for name, w in absent) + fetch
+
+
+def device_problems(stages: Sequence[Stage]) -> list[str]:
+    """Each device (with its YAML key) that this machine lacks."""
+    from defectkit.devices import check_device
+
+    problems = []
+    for key, device in dict(pair for s in stages for pair in s.devices).items():
+        try:
+            check_device(device, key)
+        except InputError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def check_stages(stages: Sequence[Stage]) -> None:
+    """Raise one InputError naming every unavailable device and missing weights file, before anything runs."""
+    problems = [*device_problems(stages), *filter(None, [weights_problem(stages)])]
+    if problems:
+        raise InputError("; ".join(problems))
 
 
 def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | None = None,
@@ -100,7 +127,7 @@ def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | No
     for flag, value in (("--from", from_stage), ("--only", only)):
         if value is not None and value not in names:
             raise InputError(f"{flag} {value}: unknown stage (stages: {', '.join(names)})")
-    check_weights([s for s in stages if only is None or s.name == only])
+    check_stages([s for s in stages if only is None or s.name == only])
     keys: dict[str, str] = {}
     results: list[StageResult] = []
     forced = False

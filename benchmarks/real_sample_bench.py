@@ -10,11 +10,13 @@ easier than real ones; this prints the real ones, one row per model, mean and sp
     python benchmarks/real_sample_bench.py -o runs/real_bench --pipeline          # configs/mvtec_cpu.yaml too
 
 Protocols on the sample (it has only 5 test images per folder, so the course-study split, which
-moves 5 per defect type into train, would leave no defect image for test):
+moves 5 per defect type into train, would leave no defect image for test). Like the course-study
+split, both keep one defect image per type in val, so thresholds are chosen by max F1 on val:
 
-* AutoEncoder: ``--defects-to-train 0`` (train = 167 good, val = 42 good, test = 5 good + 15 defect);
-  the threshold is the 99th percentile of val-good scores (val has no defect image).
-* classifier: ``--defects-to-train 2`` (6 defect images in train; test = 5 good + 9 defect).
+* AutoEncoder: ``--defects-to-train 2 --val-fraction 0.26`` (trains on the 155 train-good images
+  only; val = 54 good + 1 per defect type; test = 5 good + 9 defect).
+* classifier: ``--defects-to-train 3 --val-fraction 0.2`` (train = 167 good + 2 per defect type;
+  val = 42 good + 1 per type; test = 5 good + 6 defect).
 * ``--pipeline``: ``defectkit run configs/mvtec_cpu.yaml`` with the dataset set to the sample and
   ``split.defects_to_train`` 2; the report's rows are printed.
 
@@ -34,17 +36,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "mvtec_sample" / "bottle"
 COLUMNS = ("accuracy", "good_recall", "defect_recall", "f1", "auroc")
-#: defects moved to train per defect type, by model (see the module docstring)
-PROTOCOL = {"autoencoder": 0, "classifier": 2}
+#: (defects moved to train per defect type, val fraction), by model (see the module docstring)
+PROTOCOL = {"autoencoder": (2, 0.26), "classifier": (3, 0.2)}
 
 
-def _split(data: Path, out: Path, defects_to_train: int, seed: int) -> str:
+def _split(data: Path, out: Path, protocol: tuple[int, float], seed: int) -> str:
     from defectkit.datasets.mvtec import scan_mvtec
     from defectkit.datasets.split import SplitConfig, make_split
 
-    path = out / f"split_d{defects_to_train}_s{seed}.json"
+    k, val = protocol
+    path = out / f"split_d{k}_v{val:g}_s{seed}.json"
     if not path.is_file():
-        make_split(scan_mvtec(data), SplitConfig(defects_to_train=defects_to_train, seed=seed)).save(path)
+        config = SplitConfig(defects_to_train=k, val_fraction=val, seed=seed)
+        make_split(scan_mvtec(data), config).save(path)
     return str(path)
 
 
@@ -62,8 +66,12 @@ def _test_metrics(pred_dir: Path) -> dict[str, float]:
     return {**{k: decided[k] for k in COLUMNS if k != "auroc"}, "auroc": ranked["auroc"], "n": len(rows)}
 
 
-def run_image_model(model: str, data: Path, out: Path, seed: int, device: str) -> dict[str, float]:
-    """Train ``model`` with the library defaults on the sample, predict, return test metrics."""
+def run_image_model(
+    model: str, data: Path, out: Path, seed: int, device: str, overrides: dict | None = None
+) -> dict[str, float]:
+    """Train ``model`` with the library defaults (and ``overrides``) on the sample, predict, return
+    test metrics."""
+    overrides = overrides or {}
     from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
 
     if model == "autoencoder":
@@ -77,9 +85,9 @@ def run_image_model(model: str, data: Path, out: Path, seed: int, device: str) -
 
         cls = ClassifierConfig
     split = _split(data, out, PROTOCOL[model], seed)
-    config = cls(split=split, output=str(out / f"{model}_s{seed}"), seed=seed, device=device)
+    config = cls(split=split, output=str(out / f"{model}_s{seed}"), seed=seed, device=device, **overrides)
     t0, c0 = time.perf_counter(), time.process_time()
-    run = train(config)
+    run = train(config, exist_ok=True)  # a re-run of the bench starts its runs over
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     pred = predict(ImagePredictConfig(weights=str(run / "best.pt"), output=str(run / "predictions"), device=device))
     return {**_test_metrics(pred), "wall_s": wall, "cpu_s": cpu}

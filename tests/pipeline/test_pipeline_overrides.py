@@ -74,7 +74,7 @@ def test_top_level_device_is_inherited_in_each_librarys_form(tmp_path, monkeypat
 def test_set_values_are_validated_like_the_file() -> None:
     with pytest.raises(InputError, match=r"bottle_gpu\.yaml with --set: classifier: unknown key\(s\) \['epochz'\]"):
         load_pipeline_yaml(GPU_YAML, ["classifier.epochz=1"])
-    with pytest.raises(InputError, match="with --set: autoencoder: image_size must be a multiple of 16"):
+    with pytest.raises(InputError, match="with --set: autoencoder: image_size must be a power of two >= 32"):
         load_pipeline_yaml(GPU_YAML, ["autoencoder.image_size=50"])
     with pytest.raises(InputError, match="device 'gpu please'"):
         load_pipeline_yaml(GPU_YAML, ["device=gpu please"])

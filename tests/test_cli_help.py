@@ -32,7 +32,7 @@ def test_help_text_holds_the_defaults(capsys) -> None:
     from defectkit.cli import main
 
     for argv, expect in [
-        (["finetune", "yolo-world"], ["default: 50", "default: 640"]),
+        (["finetune", "yolo-world"], ["default: 1000", "default: 640"]),
         (["predict", "sam"], ["default tiny"]),
         (["finetune", "classifier"], ["--lr LR default: 0.001", "--no-augment default: on"]),  # ClassifierConfig
         (["weights", "fetch"], ["default: $DEFECTKIT_HOME/weights"]),

@@ -50,7 +50,7 @@ def test_bad_yaml_keys_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"p\.yaml: classifier: unknown key\(s\) \['epochz'\]"):
         load_pipeline_yaml(p)
     p.write_text(yaml.safe_dump({"output": "out", "dataset": "d", "autoencoder": {"image_size": 50}}))
-    with pytest.raises(InputError, match=r"p\.yaml: autoencoder: image_size must be a multiple of 16"):
+    with pytest.raises(InputError, match=r"p\.yaml: autoencoder: image_size must be a power of two >= 32"):
         load_pipeline_yaml(p)
     p.write_text(yaml.safe_dump({"output": "out", "dataset": "d", "colour": 1}))
     with pytest.raises(InputError, match=r"p\.yaml: unknown key\(s\) \['colour'\]"):

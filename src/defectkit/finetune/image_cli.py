@@ -39,8 +39,8 @@ def _common_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--steps",
         type=int,
-        help="training length in optimiser steps, rounded up to whole epochs (the default; "
-        "the same budget on any dataset size)",
+        help="training length in optimiser steps, rounded up to whole epochs: the same budget on any "
+        "dataset size",
     )
     g.add_argument("--epochs", type=int, help="training length in epochs; when given, wins over --steps")
     g.add_argument("--batch-size", type=int)
@@ -181,11 +181,11 @@ def build_train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from defectkit.fileio import require_file
+    from defectkit.weights.registry import require_weights
 
     config, resume = build_train_config(args)
     if getattr(config, "weights", "none") not in ("none", "imagenet"):
-        require_file(config.weights, "--weights file")  # before torch is imported
+        require_weights(config.weights, "--weights file")  # before torch is imported
     if args.model_name == "classifier":
         from defectkit.finetune.classifier import train_classifier as train
     else:
@@ -197,10 +197,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
-    from defectkit.fileio import require_file
+    from defectkit.weights.registry import require_weights
     from defectkit.finetune.image_config import ImagePredictConfig
 
-    require_file(args.weights, "checkpoint")  # before torch is imported
+    require_weights(args.weights, "checkpoint")  # before torch is imported
 
     config = make_config(
         ImagePredictConfig,

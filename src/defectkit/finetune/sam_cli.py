@@ -42,7 +42,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         default=400,
-        help="training length in optimiser steps, rounded up to whole epochs (default 400)",
+        help="training length in optimiser steps, rounded up to whole epochs",
     )
     p.add_argument(
         "--epochs", type=int, default=0, help="training length in epochs; when > 0 it wins over --steps"
@@ -110,10 +110,10 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
 
 def _finetune(args: argparse.Namespace) -> int:
     from defectkit.errors import InputError
-    from defectkit.fileio import require_file
+    from defectkit.weights.registry import require_weights
 
     if args.checkpoint:
-        require_file(args.checkpoint, "SAM checkpoint")  # before torch is imported
+        require_weights(args.checkpoint, "SAM checkpoint")  # before torch is imported
     from defectkit.finetune.sam_train import SamTrainConfig, train_sam
 
     try:
@@ -158,9 +158,9 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
-    from defectkit.fileio import require_file
+    from defectkit.weights.registry import require_weights
 
-    require_file(args.weights, "SAM checkpoint")  # before torch is imported
+    require_weights(args.weights, "SAM checkpoint")  # before torch is imported
     from defectkit.finetune.sam_predict import SamPredictConfig, predict_sam
 
     cfg = make_config(

@@ -98,8 +98,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         default=1000,
-        help="training length in optimiser steps over the train images, rounded up to whole epochs "
-        "(default 1000)",
+        help="training length in optimiser steps over the train images, rounded up to whole epochs",
     )
     p.add_argument(
         "--epochs", type=int, default=0, help="training length in epochs; when > 0 it wins over --steps"

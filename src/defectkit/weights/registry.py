@@ -139,6 +139,15 @@ def resolve_weights(value: str | os.PathLike, flag: str) -> str:
     return str(path)
 
 
+def require_weights(value: str | os.PathLike, what: str) -> str:
+    """The file a weights argument names (a path, or a known name resolved from the weights folder),
+    checked to exist before any heavy import: MissingWeightsError with the fetch command for a name
+    not fetched yet, InputError naming the file otherwise."""
+    from defectkit.fileio import require_file
+
+    return str(require_file(resolve_weights(value, what), what))
+
+
 def missing_hint(path: str | os.PathLike) -> str:
     """`` (defectkit weights fetch NAME)`` when ``path``'s file name is a known official file, else ''."""
     entry = lookup(Path(path).name)

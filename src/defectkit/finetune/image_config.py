@@ -149,7 +149,7 @@ class ClassifierConfig(ImageTrainConfig):
     sampler: str = "balanced"
     select: str = "loss"
     val_threshold: bool = False
-    precise_bn: bool = False
+    precise_bn: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

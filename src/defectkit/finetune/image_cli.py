@@ -197,8 +197,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from defectkit.errors import make_config
-    from defectkit.weights.registry import require_weights
     from defectkit.finetune.image_config import ImagePredictConfig
+    from defectkit.weights.registry import require_weights
 
     require_weights(args.weights, "checkpoint")  # before torch is imported
 

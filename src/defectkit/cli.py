@@ -45,8 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _accept_global_flags(subparsers)
     state_defaults(parser)
     return parser
+
+
+def _accept_global_flags(subparsers: argparse._SubParsersAction) -> None:
+    """Let ``-v``, ``-q`` and ``--debug`` stand after the subcommand too (``defectkit synth out -q``).
+    They are left unset unless typed there (SUPPRESS), so one typed before the command still counts;
+    hidden from the subcommands' help, which stays about the subcommand."""
+    for sub in dict.fromkeys(subparsers.choices.values()):
+        known = sub._option_string_actions
+        if "-v" not in known:
+            sub.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        if "-q" not in known:
+            sub.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        if "--debug" not in known:
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_global_flags(action)
 
 
 #: actions whose default needs no words (flags are off unless given)

@@ -23,6 +23,7 @@ log = logging.getLogger("defectkit")
 #: Modules that contribute subcommands, each exposing ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "defectkit.datasets.cli",  # synth, describe, split
+    "defectkit.datasets.paste_cli",  # paste
     "defectkit.converters.cli",  # convert
     "defectkit.finetune.cli",  # embed-text, finetune ..., predict ...
     "defectkit.eval.cli",  # eval

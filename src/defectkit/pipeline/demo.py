@@ -47,6 +47,28 @@ AUTOENCODER_RECIPE = {"arch": "conv", "image_size": 128, "latent": 64, "loss": "
                       "smooth_sigma": 4.0, "normalize_map": False, "augment": False, "lr": 2e-3, "weight_decay": 0.0, "device": "cpu"}
 
 
+#: the default demo's learning targets: (report row, metric group, metric, minimum). They hold for
+#: seeds 0, 1 and 2 (tests/pipeline/test_pipeline_demo.py, slow; benchmarks/demo_seeds.py prints
+#: mean, spread and minimum over seeds); the fast demo only shows the wiring
+DEMO_TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("ResNet", "image", "accuracy", 0.9),
+    ("AutoEncoder", "image", "auroc", 0.9),
+    ("SAM (GT boxes)", "mask", "iou", 0.6),
+    ("YOLO-World", "box", "AP50", 0.5),
+)
+
+
+def target_misses(models: dict[str, dict]) -> list[str]:
+    """The targets of :data:`DEMO_TARGETS` a report misses, as ``"row metric value < minimum"``
+    lines. ``models``: report.json's ``models`` keyed by their ``name``."""
+    misses = []
+    for row, group, metric, minimum in DEMO_TARGETS:
+        value = ((models.get(row) or {}).get(group) or {}).get(metric)
+        if not isinstance(value, int | float) or value < minimum:
+            misses.append(f"{row} {metric} {value} < {minimum}")
+    return misses
+
+
 def demo_pipeline(config: DemoConfig) -> PipelineConfig:
     """The demo's settings: every model small enough for a CPU, big enough to visibly learn."""
     s = config.seed

@@ -81,3 +81,36 @@ def test_image_models_chain_runs_then_skips(run_cli, tiny_dataset: Path, tmp_pat
     assert code == 0 and "describe skipped" in out and "classifier_train skipped" in out and " ran" not in out
     code, out, _ = run_cli("run", p, "--only", "autoencoder_predict")
     assert code == 0 and "autoencoder_predict ran" in out and "classifier" not in out.split("\n")[0]
+
+
+def test_paste_section_feeds_every_later_stage(run_cli, tiny_dataset: Path, tmp_path: Path) -> None:
+    from defectkit.datasets.split import load_split
+
+    p = tmp_path / "pipe.yaml"
+    p.write_text(yaml.safe_dump({
+        "output": "out", "dataset": str(tiny_dataset),
+        "split": {"defects_to_train": 2, "val_fraction": 0.25},
+        "paste": {"per_type": 2, "placement": "dihedral"},
+        "convert": {"formats": ["coco"]},
+        "classifier": {"arch": "resnet18", "weights": "none", "epochs": 1, "image_size": 32, "batch_size": 8,
+                       "device": "cpu"},
+        "eval": {"bootstrap": 0},
+    }))
+    cfg = load_pipeline_yaml(p)
+    names = [s.name for s in build_stages(cfg)]
+    assert names[:4] == ["describe", "split", "paste", "convert"]
+    code, out, err = run_cli("run", p)
+    assert code == 0, err
+    made, pasted = load_split(tmp_path / "out" / "split.json"), load_split(tmp_path / "out" / "paste" / "split.json")
+    assert made.subset("test") == pasted.subset("test") and made.subset("val") == pasted.subset("val")
+    train = json.loads((tmp_path / "out" / "labels" / "coco" / "train.json").read_text())
+    assert sum(Path(im["file_name"]).name.startswith("paste_") for im in train["images"]) == 6
+    config = json.loads((tmp_path / "out" / "runs" / "classifier" / "config.json").read_text())
+    assert config["config"]["split"].endswith("paste/split.json")  # the classifier trained on it too
+    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    per_type = report["models"][0]["per_type"]  # test is the original one
+    assert sum(row["n"] for row in per_type.values()) == len(made.subset("test"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"output": "o", "dataset": "d", "paste": {"placement": "sideways"}}))
+    with pytest.raises(InputError, match=r"bad\.yaml: paste: placement must be one of"):
+        load_pipeline_yaml(bad)

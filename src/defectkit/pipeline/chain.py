@@ -35,6 +35,7 @@ class PipelineConfig:
     dataset: str | None = None
     synth: dict[str, Any] | None = None
     split: dict[str, Any] = field(default_factory=lambda: {"defects_to_train": 5, "val_fraction": 0.2})
+    paste: dict[str, Any] | None = None
     convert: dict[str, Any] = field(default_factory=dict)
     text_embeddings: dict[str, Any] = field(default_factory=lambda: {"random_seed": 0})
     yolo_world: dict[str, Any] | None = None
@@ -74,8 +75,24 @@ class PipelineConfig:
         return Path(self.dataset).resolve()  # type: ignore[arg-type]
 
     @property
-    def split_path(self) -> Path:
+    def made_split_path(self) -> Path:
+        """What the split stage writes."""
         return self.out / "split.json"
+
+    @property
+    def paste_dir(self) -> Path:
+        return self.out / "paste"
+
+    @property
+    def split_path(self) -> Path:
+        """The split every stage after ``split`` reads: the pasted one when a ``paste`` section
+        is set (val and test unchanged; pasted defect images added to train)."""
+        return self.paste_dir / "split.json" if self.paste is not None else self.made_split_path
+
+    @property
+    def labelled_dir(self) -> Path:
+        """The dataset folder the split at :attr:`split_path` lists (the derived one when pasting)."""
+        return self.paste_dir / self.data_dir.name if self.paste is not None else self.data_dir
 
     @property
     def labels(self) -> Path:

@@ -62,9 +62,13 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     first = ("synth",) if cfg.synth is not None else ()
     spec += [
         ("describe", steps.describe, {"dataset": sections["dataset"]}, first, (cfg.out / "describe.json",)),
-        ("split", steps.split, {"dataset": sections["dataset"], "split": cfg.split}, first, (cfg.split_path,)),
-        ("convert", steps.convert, {"convert": cfg.convert}, ("split",), (cfg.labels / "coco" / "test.json",)),
+        ("split", steps.split, {"dataset": sections["dataset"], "split": cfg.split}, first, (cfg.made_split_path,)),
     ]
+    if cfg.paste is not None:
+        spec.append(("paste", steps.paste, {"paste": cfg.paste}, ("split",), (cfg.split_path,)))
+    split_stage = "paste" if cfg.paste is not None else "split"
+    spec.append(("convert", steps.convert, {"convert": cfg.convert}, (split_stage,),
+                 (cfg.labels / "coco" / "test.json",)))
     if cfg.yolo_world is not None:
         spec += [
             ("text_embeddings", steps.text_embeddings, {"text": cfg.text_embeddings}, ("convert",), (cfg.text_path,)),
@@ -86,7 +90,7 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     for model in ("classifier", "autoencoder"):
         if getattr(cfg, model) is not None:
             spec += [
-                (f"{model}_train", getattr(steps, f"{model}_train"), {"m": getattr(cfg, model)}, ("split",),
+                (f"{model}_train", getattr(steps, f"{model}_train"), {"m": getattr(cfg, model)}, (split_stage,),
                  (cfg.run_dir(model) / "best.pt",)),
                 (f"{model}_predict", getattr(steps, f"{model}_predict"), {}, (f"{model}_train",),
                  (cfg.run_dir(model) / "predictions" / "image_scores.csv",)),
@@ -130,7 +134,7 @@ _DEFAULTED_SECTIONS = ("split", "convert", "text_embeddings", "eval")
 def _check_section_types(raw: dict[str, Any], p: Path) -> None:
     """InputError naming the file and section when a section is not a mapping (``classifier: 5``);
     an empty defaulted section (``split:``) takes the defaults."""
-    for section in ("synth", *_DEFAULTED_SECTIONS, *MODEL_SECTIONS):
+    for section in ("synth", "paste", *_DEFAULTED_SECTIONS, *MODEL_SECTIONS):
         value = raw.get(section)
         if value is None and section in _DEFAULTED_SECTIONS:
             raw.pop(section, None)
@@ -188,6 +192,10 @@ def check_sections(cfg: PipelineConfig, where: str) -> None:
     from defectkit.finetune.yolo_world import YoloFinetuneConfig
 
     build(SplitConfig, cfg.split, f"{where}: split")
+    if cfg.paste is not None:
+        from defectkit.datasets.paste import PasteConfig
+
+        build(PasteConfig, cfg.paste, f"{where}: paste", split="-", output="-")
     convert = dict(cfg.convert)
     if isinstance(convert.get("names"), dict):
         convert["names"] = tuple(sorted(convert["names"].items()))

@@ -58,7 +58,14 @@ def split(cfg: PipelineConfig) -> None:
     from defectkit.datasets.split import SplitConfig, make_split
 
     manifest = make_split(scan_mvtec(cfg.data_dir), build(SplitConfig, cfg.split, "split"))
-    manifest.save(cfg.split_path)
+    manifest.save(cfg.made_split_path)
+
+
+def paste(cfg: PipelineConfig) -> None:
+    from defectkit.datasets.paste import PasteConfig, paste_split
+
+    paste_split(build(PasteConfig, dict(cfg.paste or {}), "paste", split=str(cfg.made_split_path),
+                      output=str(cfg.paste_dir)))
 
 
 def convert(cfg: PipelineConfig) -> None:
@@ -68,7 +75,7 @@ def convert(cfg: PipelineConfig) -> None:
     if "names" in section and isinstance(section["names"], dict):
         section["names"] = tuple(sorted(section["names"].items()))
     section.setdefault("check", True)
-    convert_dataset(build(ConvertConfig, section, "convert", dataset=str(cfg.data_dir),
+    convert_dataset(build(ConvertConfig, section, "convert", dataset=str(cfg.labelled_dir),
                           split=str(cfg.split_path), output=str(cfg.labels)))
 
 

@@ -67,7 +67,7 @@ def checkpoint_is_world(path: str | os.PathLike) -> bool:
 
     Read from the pickle's opcodes, never by unpickling: an ultralytics ``.pt`` is trusted code
     (loading it runs what it carries), so it is only unpickled by the training itself."""
-    from defectkit.finetune.common import pickled_globals
+    from defectkit.runtime import pickled_globals
 
     names = pickled_globals(path)
     if not any(n.startswith("ultralytics.") for n in names):
@@ -81,7 +81,7 @@ class YoloFinetuneConfig:
     (an ultralytics built-in name such as ``yolov8n-worldv2.yaml`` or a path) to train from scratch.
     ``device``: None (auto), "cpu", "0", or "0,1,..." (ultralytics DDP over those GPUs).
     ``transpose``: probability of swapping x and y of a training image and its labels
-    (:class:`~defectkit.finetune.yolo_augment.RandomTranspose`); with ultralytics' ``fliplr`` and
+    (:class:`~defectkit.finetune.yolo_world.augment.RandomTranspose`); with ultralytics' ``fliplr`` and
     ``flipud`` at 0.5 (``overrides``) every 90-degree rotation and mirror is seen.
     Training length: ``steps`` optimiser steps rounded up to whole epochs, or ``epochs`` when > 0
     (it wins); see ``resolve_epochs``."""
@@ -194,7 +194,7 @@ def resolve_epochs(config: YoloFinetuneConfig) -> int:
     over the training images (ceil(n / batch) per epoch) rounded up to whole epochs. InputError
     when only a step budget is given and the training images cannot be counted."""
     from defectkit.datasets.io import IMAGE_EXTENSIONS
-    from defectkit.finetune.common import epochs_for_budget
+    from defectkit.runtime import epochs_for_budget
 
     if config.epochs > 0:
         return config.epochs
@@ -232,7 +232,7 @@ def _dataset_names(data_yaml: Path) -> list[str]:
 
 
 def _load_bank(config: YoloFinetuneConfig):
-    from defectkit.finetune.text_embeddings import EMBED_DIM, load_text_embeddings, split_synonyms
+    from defectkit.finetune.yolo_world.text_embeddings import EMBED_DIM, load_text_embeddings, split_synonyms
 
     bank = load_text_embeddings(config.text_embeddings)
     if bank.dim != EMBED_DIM:
@@ -264,7 +264,7 @@ def _ultralytics_args(config: YoloFinetuneConfig) -> dict[str, Any]:
 
 
 def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
-    from defectkit.finetune.common import config_to_dict
+    from defectkit.runtime import config_to_dict
 
     rec = {**config_to_dict(config), "overrides": dict(config.overrides)}
     if bank is not None:
@@ -278,7 +278,7 @@ def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
 
 
 def _train(trainer: Any, run_dir: Path, t0: float) -> YoloTrainResult:
-    from defectkit.finetune.yolo_world_trainer import ultralytics_progress
+    from defectkit.finetune.yolo_world.trainer import ultralytics_progress
     from defectkit.progress import progress_enabled
 
     try:
@@ -310,8 +310,8 @@ def finetune_yolo(
     ``callbacks``: extra ultralytics callbacks ``{event: [fn(trainer), ...]}`` (e.g. progress reporting).
     """
     from defectkit.devices import check_device
-    from defectkit.finetune.common import prepare_run_dir
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
+    from defectkit.runtime import prepare_run_dir
     from defectkit.weights.registry import resolve_weights
 
     check_device(config.device)
@@ -331,7 +331,7 @@ def finetune_yolo(
         )
     prepare_run_dir(run_dir, _run_record(config, bank))
     import_ultralytics()
-    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
     t0 = time.perf_counter()
     args = _ultralytics_args(config)
@@ -362,7 +362,7 @@ def resume_yolo(
     import torch
 
     from defectkit.devices import check_device
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
 
     check_device(device)
     run_dir = Path(run_dir).resolve()
@@ -374,7 +374,7 @@ def resume_yolo(
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     if ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:
         raise InputError(f"{run_dir}: this run finished; start a new run (-o NEW_DIR) to train more")
-    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
     transpose = float(record.get("transpose", 0.0))
     overrides: dict[str, Any] = {"resume": str(last)}

@@ -73,8 +73,8 @@ class SamTrainConfig:
     augment: str = "auto"
 
     def __post_init__(self) -> None:
-        from defectkit.finetune.sam_data import AUGMENTATIONS
-        from defectkit.finetune.sam_model import MODEL_TYPES
+        from defectkit.finetune.sam.data import AUGMENTATIONS
+        from defectkit.finetune.sam.model import MODEL_TYPES
 
         checks = [
             (self.model_type in MODEL_TYPES, "model_type", f"expected one of {MODEL_TYPES}"),
@@ -102,7 +102,7 @@ class SamTrainConfig:
 
     def epochs_for(self, n_train: int) -> int:
         """Whole epochs for ``n_train`` training images (``batch_size`` per optimiser step)."""
-        from defectkit.finetune.common import epochs_for_budget
+        from defectkit.runtime import epochs_for_budget
 
         return epochs_for_budget(self.steps, self.epochs, math.ceil(n_train / self.batch_size))
 
@@ -110,7 +110,7 @@ class SamTrainConfig:
     def augment_variants(self) -> int:
         """Dihedral variants drawn from per training image: ``auto`` = all 8 when the image encoder
         trains (no cache, so they are free), none with a frozen (cached) encoder."""
-        from defectkit.finetune.sam_data import AUGMENTATIONS
+        from defectkit.finetune.sam.data import AUGMENTATIONS
 
         if self.augment == "auto":
             return AUGMENTATIONS["dihedral" if self.train == "all" else "none"]
@@ -143,7 +143,7 @@ def make_embedder(sam, mode: str, cache, device):
     import torch
 
     from defectkit.datasets.io import read_image
-    from defectkit.finetune.sam_data import dihedral, preprocess_image
+    from defectkit.finetune.sam.data import dihedral, preprocess_image
 
     size = sam.image_encoder.img_size
 
@@ -182,7 +182,7 @@ def _metrics_csv(rows: list[dict]) -> str:
 
 
 def _load_data(cfg: SamTrainConfig):
-    from defectkit.finetune.sam_data import load_coco_samples
+    from defectkit.finetune.sam.data import load_coco_samples
 
     train = load_coco_samples(cfg.coco, dataset=cfg.dataset)
     if not train:
@@ -210,7 +210,7 @@ def _optimisation(cfg: SamTrainConfig, params: list, n_train: int, device):
     """AdamW, per-step warmup + cosine schedule, and a GradScaler on CUDA only (None on CPU)."""
     import torch
 
-    from defectkit.finetune.sam_engine import warmup_cosine
+    from defectkit.finetune.sam.engine import warmup_cosine
 
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay, device)
     steps = cfg.epochs_for(n_train) * math.ceil(n_train / cfg.batch_size)
@@ -234,7 +234,7 @@ class _RunState:
     best: float = -math.inf
 
     def save(self, path: Path, model_state: dict, model_type: str) -> None:
-        from defectkit.finetune.common import rng_state, save_checkpoint
+        from defectkit.runtime import rng_state, save_checkpoint
 
         save_checkpoint(
             {
@@ -253,7 +253,7 @@ class _RunState:
         )
 
     def restore(self, path: Path, sam, model_type: str) -> None:
-        from defectkit.finetune.common import load_checkpoint, set_rng_state
+        from defectkit.runtime import load_checkpoint, set_rng_state
 
         st = load_checkpoint(path)
         if st.get("model_type") != model_type:
@@ -269,7 +269,7 @@ class _RunState:
 
 
 def _prompt_config(cfg: SamTrainConfig):
-    from defectkit.finetune.sam_engine import PromptConfig
+    from defectkit.finetune.sam.engine import PromptConfig
 
     n = cfg.n_points if cfg.prompt == "box+points" else 0
     return PromptConfig(
@@ -279,7 +279,7 @@ def _prompt_config(cfg: SamTrainConfig):
 
 def _make_cache(cfg: SamTrainConfig, sam):
     """The embedding cache for a frozen encoder; None with ``--train all``."""
-    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
 
     if cfg.train == "all":
         return None
@@ -293,7 +293,7 @@ def _make_cache(cfg: SamTrainConfig, sam):
 
 def _save_epoch(out: Path, sam, run: _RunState, model_type: str, score: float) -> None:
     """best.pt (when ``score`` improved), last.pt, metrics.csv and train_state.pt, each atomically."""
-    from defectkit.finetune.common import save_checkpoint
+    from defectkit.runtime import save_checkpoint
 
     state = {k: v.detach().cpu() for k, v in sam.state_dict().items()}
     if (score > run.best or not (out / "best.pt").is_file()) and not math.isnan(score):
@@ -308,17 +308,17 @@ def train_sam(cfg: SamTrainConfig, *, exist_ok: bool = False) -> dict:
     """Run the fine-tuning described by ``cfg``; returns a summary dict (best val IoU, encoder calls).
     A run folder that already holds a run is refused unless ``cfg.resume`` or ``exist_ok``.
 
-    On a CPU it first calls :func:`~defectkit.finetune.common.reuse_freed_memory` (a process-wide
+    On a CPU it first calls :func:`~defectkit.runtime.reuse_freed_memory` (a process-wide
     malloc setting, ~10 % faster steps)."""
-    from defectkit.finetune import sam_engine as eng
-    from defectkit.finetune.common import (
+    from defectkit.finetune.sam import engine as eng
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.runtime import (
         prepare_run_dir,
         resolve_device,
         reuse_freed_memory,
         save_checkpoint,
         seed_everything,
     )
-    from defectkit.finetune.sam_model import build_sam_model
 
     device = resolve_device(cfg.device)
     if device.type == "cpu":

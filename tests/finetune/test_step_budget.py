@@ -78,7 +78,7 @@ def test_explicit_epochs_win_over_steps(tiny_split: Path, tmp_path: Path) -> Non
 
 
 def test_sam_step_budget_in_epochs() -> None:
-    from defectkit.finetune.sam.train import SamTrainConfig
+    from defectkit.finetune.sam.config import SamTrainConfig
 
     cfg = SamTrainConfig(coco="c.json", output="o", steps=30, batch_size=4)
     assert cfg.epochs_for(10) == 10  # 3 steps per epoch over 10 images

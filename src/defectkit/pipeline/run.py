@@ -184,8 +184,8 @@ def check_sections(cfg: PipelineConfig, where: str) -> None:
     from defectkit.datasets.split import SplitConfig
     from defectkit.eval import EvalConfig
     from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
-    from defectkit.finetune.sam.train import SamTrainConfig
-    from defectkit.finetune.yolo_world.train import YoloFinetuneConfig
+    from defectkit.finetune.sam.config import SamTrainConfig
+    from defectkit.finetune.yolo_world.config import YoloFinetuneConfig
 
     build(SplitConfig, cfg.split, f"{where}: split")
     convert = dict(cfg.convert)

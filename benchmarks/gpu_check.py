@@ -83,7 +83,7 @@ def sam_throughput(root: Path, s: Sizes, sync) -> str:
     """Encoder images/s, fp32 and bf16, from an official-format state dict loaded by defectkit."""
     import torch
 
-    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam.model import build_sam_model
 
     ckpt = root / ("sam_vit_b_01ec64.pth" if s.sam_type == "vit_b" else "sam_tiny.pth")
     torch.manual_seed(0)
@@ -105,7 +105,7 @@ def sam_throughput(root: Path, s: Sizes, sync) -> str:
 
 def sam_cached_epoch(root: Path, paths: dict, s: Sizes, sync) -> str:
     """A cold run fills the embedding cache; a second run's single epoch is the cached one."""
-    from defectkit.finetune.sam_train import SamTrainConfig, train_sam
+    from defectkit.finetune.sam.train import SamTrainConfig, train_sam
 
     ckpt = root / ("sam_vit_b_01ec64.pth" if s.sam_type == "vit_b" else "sam_tiny.pth")
     coco = paths["labels"] / "coco" / "train.json"
@@ -126,9 +126,9 @@ def sam_cached_epoch(root: Path, paths: dict, s: Sizes, sync) -> str:
 def yolo_epoch(root: Path, paths: dict, s: Sizes, sync) -> str:
     import torch
 
-    from defectkit.finetune.text_embeddings import TextEmbeddings, save_text_embeddings
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig, finetune_yolo
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
+    from defectkit.finetune.yolo_world.text_embeddings import TextEmbeddings, save_text_embeddings
+    from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, finetune_yolo
 
     import_ultralytics()
     from ultralytics import YOLOWorld
@@ -153,9 +153,9 @@ def classifier_epochs(root: Path, paths: dict, s: Sizes, sync) -> str:
 
     from defectkit.datasets.split import load_split
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.classifier import train_classifier
-    from defectkit.finetune.classifier_model import build_classifier
-    from defectkit.finetune.image_config import ClassifierConfig
+    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.classifier_model import build_classifier
+    from defectkit.finetune.image.config import ClassifierConfig
 
     official = root / "resnet18-f37072fd.pth"
     torch.save(models.resnet18(weights=None).state_dict(), official)  # torchvision's file layout
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         props = torch.cuda.get_device_properties(args.device)
         print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB; torch {torch.__version__}, "
               f"CUDA {torch.version.cuda}")
-    from defectkit.cli import setup_logging
     from defectkit.progress import set_progress_enabled
+    from defectkit.runtime import setup_logging
 
     setup_logging(-1)  # warnings only: ultralytics' and defectkit's step-by-step lines would bury the figures
     set_progress_enabled(False)

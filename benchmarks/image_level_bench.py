@@ -24,7 +24,7 @@ HOMEWORK = {"AutoEncoder": (0.43, 0.42), "ResNet + weighted CE + dropout + wd": 
 def _metrics(pred_dir: Path) -> dict[str, float]:
     import numpy as np
 
-    from defectkit.finetune.image_metrics import image_metrics
+    from defectkit.finetune.image.metrics import image_metrics
 
     lines = (pred_dir / "image_scores.csv").read_text().splitlines()
     rows = [r for r in csv.DictReader(lines) if r["split"] == "test"]
@@ -48,9 +48,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    from defectkit.finetune.autoencoder import predict_autoencoder, train_autoencoder
-    from defectkit.finetune.classifier import predict_classifier, train_classifier
-    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
+    from defectkit.finetune.image.autoencoder import predict_autoencoder, train_autoencoder
+    from defectkit.finetune.image.classifier import predict_classifier, train_classifier
+    from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
 
     out = Path(args.output)
     split = args.split

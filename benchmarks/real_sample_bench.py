@@ -72,16 +72,16 @@ def run_image_model(
     """Train ``model`` with the library defaults (and ``overrides``) on the sample, predict, return
     test metrics."""
     overrides = overrides or {}
-    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
+    from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
 
     if model == "autoencoder":
-        from defectkit.finetune.autoencoder import predict_autoencoder as predict
-        from defectkit.finetune.autoencoder import train_autoencoder as train
+        from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
+        from defectkit.finetune.image.autoencoder import train_autoencoder as train
 
         cls = AutoencoderConfig
     else:
-        from defectkit.finetune.classifier import predict_classifier as predict
-        from defectkit.finetune.classifier import train_classifier as train
+        from defectkit.finetune.image.classifier import predict_classifier as predict
+        from defectkit.finetune.image.classifier import train_classifier as train
 
         cls = ClassifierConfig
     split = _split(data, out, PROTOCOL[model], seed)

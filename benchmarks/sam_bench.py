@@ -93,11 +93,11 @@ def bench_vit_b(out: Path, n_images: int, cached_epochs: int = 5) -> dict:
     import numpy as np
     import torch
 
-    from defectkit.finetune import sam_engine as eng
-    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
-    from defectkit.finetune.sam_data import load_coco_samples
-    from defectkit.finetune.sam_model import build_sam_model
-    from defectkit.finetune.sam_train import (
+    from defectkit.finetune.sam import engine as eng
+    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam.data import load_coco_samples
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.finetune.sam.train import (
         SamTrainConfig,
         make_embedder,
         make_optimizer,
@@ -181,10 +181,10 @@ def bench_vit_b(out: Path, n_images: int, cached_epochs: int = 5) -> dict:
 def bench_tiny(out: Path, fast: bool = False) -> dict:
     import torch
 
-    from defectkit.finetune import sam_engine as eng
-    from defectkit.finetune.sam_data import load_coco_samples
-    from defectkit.finetune.sam_model import build_sam_model, sam_model_registry
-    from defectkit.finetune.sam_train import SamTrainConfig, make_embedder, train_sam
+    from defectkit.finetune.sam import engine as eng
+    from defectkit.finetune.sam.data import load_coco_samples
+    from defectkit.finetune.sam.model import build_sam_model, sam_model_registry
+    from defectkit.finetune.sam.train import SamTrainConfig, make_embedder, train_sam
 
     if fast:
         out, settings = out / "tiny_fast", TINY_FAST
@@ -233,9 +233,9 @@ def bench_decoder_ops(n_prompts: int, reps: int = 3, top: int = 12) -> dict:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from defectkit.finetune import sam_engine as eng
-    from defectkit.finetune.sam_model import build_sam_model
-    from defectkit.finetune.sam_train import trainable_parameters
+    from defectkit.finetune.sam import engine as eng
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.finetune.sam.train import trainable_parameters
 
     class CpuPerOp(TorchDispatchMode):
         def __init__(self):
@@ -287,7 +287,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from defectkit.finetune.common import reuse_freed_memory
+    from defectkit.runtime import reuse_freed_memory
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -38,8 +38,8 @@ def prepare(
     from defectkit.datasets.mvtec import scan_mvtec
     from defectkit.datasets.split import SplitConfig, make_split
     from defectkit.datasets.synth import SynthConfig, generate_synthetic
-    from defectkit.finetune.text_embeddings import TextEmbeddings, save_text_embeddings
-    from defectkit.finetune.yolo_world import _dataset_names
+    from defectkit.finetune.yolo_world.text_embeddings import TextEmbeddings, save_text_embeddings
+    from defectkit.finetune.yolo_world.train import _dataset_names
 
     data_yaml = work / "labels" / "yolo" / "data.yaml"
     if not data_yaml.is_file():
@@ -74,7 +74,7 @@ def test_map50(best: Path, work: Path, out: Path, imgsz: int) -> dict[str, float
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from defectkit.finetune.yolo_world_predict import YoloPredictConfig, predict_yolo
+    from defectkit.finetune.yolo_world.predict import YoloPredictConfig, predict_yolo
 
     pred = predict_yolo(
         YoloPredictConfig(
@@ -105,7 +105,7 @@ def test_map50(best: Path, work: Path, out: Path, imgsz: int) -> dict[str, float
 
 
 def run(model: str, data_yaml: Path, emb: Path | None, out: Path, args: argparse.Namespace) -> dict:
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig, finetune_yolo, parse_set_overrides
+    from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, finetune_yolo, parse_set_overrides
     from defectkit.pipeline.demo import YOLO_RECIPE
 
     sets = {

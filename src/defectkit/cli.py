@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from defectkit import __version__
 from defectkit.errors import DefectkitError, InputError, OutputError, describe_os_error, os_error_in
+from defectkit.runtime import setup_logging
 
 log = logging.getLogger("defectkit")
 
@@ -110,21 +111,6 @@ def state_defaults(parser: argparse.ArgumentParser) -> None:
         elif isinstance(action, argparse.BooleanOptionalAction):
             default = "on" if default else "off"
         action.help = f"{action.help} (default: {_show(default)})" if action.help else f"default: {_show(default)}"
-
-
-def setup_logging(verbosity: int) -> None:
-    """verbosity: 0 = INFO, >0 = DEBUG, <0 = WARNING (-q) or ERROR (-qq)."""
-    level = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(
-        max(-2, min(1, verbosity)), logging.ERROR
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
-    root = logging.getLogger("defectkit")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    for noisy in ("ultralytics", "PIL", "matplotlib"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

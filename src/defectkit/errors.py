@@ -50,28 +50,11 @@ class MissingWeightsError(InputError):
     """A weights file the user asked for (explicitly or by name) is not on disk."""
 
 
-def check_no_bool_for_number(cls, where: str, fields: dict) -> None:
-    """InputError when a true/false is given for a number field (``epochs: true`` would train one
-    epoch: Python counts a bool as the integer 1)."""
-    import typing
+def __getattr__(name: str):
+    """``make_config`` and ``check_no_bool_for_number`` moved to :mod:`defectkit.runtime`; the old
+    import path keeps working for one release."""
+    if name in ("make_config", "check_no_bool_for_number"):
+        from defectkit import runtime
 
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to check against
-        return
-    for name, value in fields.items():
-        hint = hints.get(name)
-        allowed = set(typing.get_args(hint)) or {hint}
-        if isinstance(value, bool) and bool not in allowed and allowed & {int, float}:
-            raise InputError(f"{where}: {name}: expected a number, got {str(value).lower()}")
-
-
-def make_config(cls, where: str, /, **fields):
-    """``cls(**fields)`` for a config dataclass; a ValueError from its validation becomes an
-    InputError ``"<where>: <message>"`` (where = the command, e.g. ``"predict sam"``); a bool for a
-    number field is refused."""
-    check_no_bool_for_number(cls, where, fields)
-    try:
-        return cls(**fields)
-    except ValueError as exc:
-        raise InputError(f"{where}: {exc}") from exc
+        return getattr(runtime, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

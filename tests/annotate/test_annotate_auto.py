@@ -246,7 +246,7 @@ def test_auto_with_tiny_sam_round_trips_through_converters(tiny_dataset, boxes_f
 
     from defectkit.converters.coco import coco_masks, load_coco
     from defectkit.converters.yolo import yolo_segment_to_coco
-    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam.model import build_sam_model
 
     torch.manual_seed(0)
     ckpt = tmp_path / "sam_tiny.pt"

@@ -18,7 +18,7 @@ def world_ckpt(tmp_path_factory) -> Path:
     ultralytics saves it (what `defectkit finetune yolo-world` leaves in RUN/weights/best.pt)."""
     import torch
 
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
 
     import_ultralytics()
     from ultralytics import YOLOWorld
@@ -38,7 +38,7 @@ def test_load_detector_applies_text_embeddings_and_detects(world_ckpt, tmp_path)
     import torch
 
     from defectkit.annotate.detect import load_detector
-    from defectkit.finetune.text_embeddings import TextEmbeddings, save_text_embeddings
+    from defectkit.finetune.yolo_world.text_embeddings import TextEmbeddings, save_text_embeddings
 
     emb = torch.nn.functional.normalize(torch.randn(4, 512), dim=-1)
     save_text_embeddings(TextEmbeddings(names=("other", *NAMES), embeddings=emb), tmp_path / "emb.pt")

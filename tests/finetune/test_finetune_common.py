@@ -1,4 +1,4 @@
-"""Shared training helpers in ``defectkit.finetune.common``."""
+"""Shared training helpers in ``defectkit.runtime``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from defectkit.finetune.common import reuse_freed_memory
+from defectkit.runtime import reuse_freed_memory
 
 #: run in a fresh interpreter: no other thread may map or unmap memory between the two readings
 PROBE = r"""
 import ctypes, json
-from defectkit.finetune.common import reuse_freed_memory
+from defectkit.runtime import reuse_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in

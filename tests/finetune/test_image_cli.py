@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
 def _resolve(*argv: str):
     from defectkit.cli import build_parser
-    from defectkit.finetune.image_cli import build_train_config
+    from defectkit.finetune.image.cli import build_train_config
 
     return build_train_config(build_parser().parse_args(["finetune", *argv]))
 

@@ -11,8 +11,8 @@ import pytest
 
 from defectkit.datasets.mvtec import scan_mvtec
 from defectkit.datasets.split import SplitConfig, load_split, make_split
-from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
-from defectkit.finetune.image_metrics import image_metrics
+from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
+from defectkit.finetune.image.metrics import image_metrics
 
 SIZE = 32
 
@@ -73,7 +73,7 @@ def _losses(run: Path, column: str = "train_loss") -> list[float]:
 
 
 def test_classifier_loss_falls_and_beats_chance(easy_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.classifier import predict_classifier, train_classifier
+    from defectkit.finetune.image.classifier import predict_classifier, train_classifier
 
     cfg = ClassifierConfig(
         split=str(easy_split),
@@ -105,8 +105,8 @@ AE_SETTINGS = {
 
 @pytest.mark.parametrize("arch", sorted(AE_SETTINGS))
 def test_autoencoder_learns_and_writes_maps(easy_split: Path, tmp_path: Path, arch: str) -> None:
-    from defectkit.finetune.autoencoder import predict_autoencoder, train_autoencoder
-    from defectkit.finetune.common import load_checkpoint
+    from defectkit.finetune.image.autoencoder import predict_autoencoder, train_autoencoder
+    from defectkit.runtime import load_checkpoint
 
     cfg = AutoencoderConfig(
         split=str(easy_split),

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from defectkit.finetune.image_data import EpochSampler, balanced_weights
-from defectkit.finetune.image_losses import FocalLoss, class_weights, gaussian_smooth, ssim_map
-from defectkit.finetune.image_metrics import choose_threshold, good_percentile_threshold, image_metrics
+from defectkit.finetune.image.data import EpochSampler, balanced_weights
+from defectkit.finetune.image.losses import FocalLoss, class_weights, gaussian_smooth, ssim_map
+from defectkit.finetune.image.metrics import choose_threshold, good_percentile_threshold, image_metrics
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_balanced_sampler_draws_classes_equally() -> None:
 
 
 def test_autoencoder_shapes_and_reductions() -> None:
-    from defectkit.finetune.autoencoder import ConvAutoEncoder, make_threshold_fn, reduce_maps
+    from defectkit.finetune.image.autoencoder import ConvAutoEncoder, make_threshold_fn, reduce_maps
 
     model = ConvAutoEncoder(width=4, latent=2).eval()
     x = torch.rand(2, 3, 48, 64)
@@ -139,7 +139,7 @@ def test_autoencoder_shapes_and_reductions() -> None:
 
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 def test_ssim_autoencoder_bottleneck_and_shapes(size: int) -> None:
-    from defectkit.finetune.autoencoder_model import SSIMAutoEncoder, bergmann_layers
+    from defectkit.finetune.image.autoencoder_model import SSIMAutoEncoder, bergmann_layers
 
     model = SSIMAutoEncoder(size, latent=100).eval()
     x = torch.rand(2, 3, size, size)
@@ -156,7 +156,7 @@ def test_ssim_autoencoder_bottleneck_and_shapes(size: int) -> None:
 
 
 def test_standardised_maps_discount_places_that_are_always_hard() -> None:
-    from defectkit.finetune.autoencoder import anomaly_maps, reduce_maps
+    from defectkit.finetune.image.autoencoder import anomaly_maps, reduce_maps
 
     image = torch.full((1, 3, 16, 16), 0.5)
     recon = image.clone()

@@ -11,7 +11,7 @@ import torch
 from sam_helpers import convert_coco
 
 from defectkit.datasets.split import load_split
-from defectkit.finetune.sam_model import build_sam_model
+from defectkit.finetune.sam.model import build_sam_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
@@ -26,7 +26,7 @@ def labels(tiny_dataset, tiny_split, tmp_path_factory):
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """A tiny SAM state dict (untrained: prediction tests check formats, not quality)."""
-    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam.model import build_sam_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("sam_w") / "best.pt"
@@ -246,8 +246,8 @@ def test_predict_sam_rejects_wrong_model_type(run_cli, labels, weights, tiny_spl
 
 
 def test_predict_masks_api_returns_image_sized_masks(weights):
-    from defectkit.finetune.sam_model import build_sam_model
-    from defectkit.finetune.sam_predict import predict_masks
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.finetune.sam.predict import predict_masks
 
     sam = build_sam_model("tiny", weights)
     image = np.zeros((48, 80, 3), np.uint8)

@@ -7,7 +7,7 @@ import pytest
 
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_json
-from defectkit.finetune.sam_data import (
+from defectkit.finetune.sam.data import (
     SamSample,
     ann_to_mask,
     dihedral,

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from defectkit.finetune import sam_engine
-from defectkit.finetune import sam_fast_decoder as fd
-from defectkit.finetune.sam_data import SamSample
-from defectkit.finetune.sam_fast_decoder import fast_decoder_supported, fast_mask_decoder
-from defectkit.finetune.sam_model import build_sam_model
-from defectkit.finetune.sam_train import make_optimizer, trainable_parameters
+from defectkit.finetune.sam import engine as sam_engine
+from defectkit.finetune.sam import fast_decoder as fd
+from defectkit.finetune.sam.data import SamSample
+from defectkit.finetune.sam.fast_decoder import fast_decoder_supported, fast_mask_decoder
+from defectkit.finetune.sam.model import build_sam_model
+from defectkit.finetune.sam.train import make_optimizer, trainable_parameters
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 

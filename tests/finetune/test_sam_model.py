@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from defectkit.errors import InputError, MissingWeightsError
-from defectkit.finetune.sam_model import (
+from defectkit.finetune.sam.model import (
     SAM_SPECS,
     build_sam_model,
     load_sam_state,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from sam_helpers import convert_coco
 
-from defectkit.finetune import sam_engine
-from defectkit.finetune.sam_data import load_coco_samples
-from defectkit.finetune.sam_model import build_sam_model, sam_model_registry
-from defectkit.finetune.sam_train import SamTrainConfig, make_embedder, train_sam
+from defectkit.finetune.sam import engine as sam_engine
+from defectkit.finetune.sam.data import load_coco_samples
+from defectkit.finetune.sam.model import build_sam_model, sam_model_registry
+from defectkit.finetune.sam.train import SamTrainConfig, make_embedder, train_sam
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
@@ -95,7 +95,7 @@ def test_cache_runs_encoder_once_per_image_across_epochs_and_runs(coco, tmp_path
 
 
 def test_cache_returns_the_stored_fp16_embedding_laid_out_as_tokens(tmp_path):
-    from defectkit.finetune.sam_cache import EmbeddingCache
+    from defectkit.finetune.sam.cache import EmbeddingCache
 
     cache = EmbeddingCache(tmp_path / "cache", model_type="tiny", encoder_hash="h", image_size=256)
     image = tmp_path / "a.png"
@@ -146,8 +146,8 @@ def test_multimask_and_points_prompts_train(coco, tmp_path):
 
 def test_flip_augmentation_with_frozen_encoder_caches_each_variant_once(coco, tmp_path, encoder_calls):
     from defectkit.datasets.io import read_image
-    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
-    from defectkit.finetune.sam_data import dihedral, preprocess_image, transform_sample
+    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam.data import dihedral, preprocess_image, transform_sample
 
     train = load_coco_samples(coco["train"])
     cfg = _cfg(coco, tmp_path, epochs=3, augment="flips", val_coco=None)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from defectkit.errors import InputError
-from defectkit.finetune.common import epochs_for_budget
-from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig
+from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
+from defectkit.runtime import epochs_for_budget
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/finetune/conftest.py
 
@@ -49,7 +49,7 @@ def _metric_rows(run: Path) -> list[dict[str, str]]:
 
 
 def test_classifier_trains_its_step_budget_and_logs_it(tiny_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.classifier import train_classifier
+    from defectkit.finetune.image.classifier import train_classifier
 
     cfg = ClassifierConfig(
         split=str(tiny_split), output=str(tmp_path / "c"), image_size=32, batch_size=4, steps=7,
@@ -67,7 +67,7 @@ def test_classifier_trains_its_step_budget_and_logs_it(tiny_split: Path, tmp_pat
 
 
 def test_explicit_epochs_win_over_steps(tiny_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.autoencoder import train_autoencoder
+    from defectkit.finetune.image.autoencoder import train_autoencoder
 
     cfg = AutoencoderConfig(
         split=str(tiny_split), output=str(tmp_path / "ae"), image_size=32, batch_size=4, epochs=2,
@@ -78,7 +78,7 @@ def test_explicit_epochs_win_over_steps(tiny_split: Path, tmp_path: Path) -> Non
 
 
 def test_sam_step_budget_in_epochs() -> None:
-    from defectkit.finetune.sam_train import SamTrainConfig
+    from defectkit.finetune.sam.config import SamTrainConfig
 
     cfg = SamTrainConfig(coco="c.json", output="o", steps=30, batch_size=4)
     assert cfg.epochs_for(10) == 10  # 3 steps per epoch over 10 images
@@ -100,7 +100,7 @@ def _yolo_data(tmp_path: Path, n_images: int) -> Path:
 
 
 def test_yolo_steps_become_epochs_over_the_train_images(tmp_path: Path) -> None:
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig, resolve_epochs
+    from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, resolve_epochs
 
     data = _yolo_data(tmp_path, 20)  # batch 8: 3 steps per epoch
     cfg = YoloFinetuneConfig(data=data, model="yolov8n.yaml", output=tmp_path / "run", steps=30, batch=8)

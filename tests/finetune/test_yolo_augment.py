@@ -20,7 +20,7 @@ def _labels(img: np.ndarray, boxes_xyxy: np.ndarray, segments: np.ndarray):
 
 
 def test_transpose_moves_image_boxes_and_segments_together():
-    from defectkit.finetune.yolo_augment import RandomTranspose
+    from defectkit.finetune.yolo_world.augment import RandomTranspose
 
     img = np.zeros((8, 8, 3), np.uint8)
     img[1:3, 4:7] = 255  # object: rows 1-2, columns 4-6 -> XYXY (4, 1, 7, 3)
@@ -37,7 +37,7 @@ def test_transpose_moves_image_boxes_and_segments_together():
 
 
 def test_transpose_probability_and_non_square_images():
-    from defectkit.finetune.yolo_augment import RandomTranspose
+    from defectkit.finetune.yolo_world.augment import RandomTranspose
 
     img = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
     box, seg = np.array([[0, 0, 2, 4]]), np.zeros((1, 4, 2))
@@ -57,11 +57,11 @@ def test_transpose_probability_and_non_square_images():
 def test_trainer_dataset_gets_transpose_and_keeps_it_after_close_mosaic(tmp_path, tiny_split):
     from defectkit.converters.convert import ConvertConfig, convert_dataset
     from defectkit.datasets.split import load_split
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
 
     import_ultralytics()
-    from defectkit.finetune.yolo_augment import RandomTranspose
-    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer
+    from defectkit.finetune.yolo_world.augment import RandomTranspose
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer
 
     manifest = load_split(tiny_split)
     convert_dataset(

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from defectkit.errors import InputError, MissingWeightsError
-from defectkit.finetune.text_embeddings import (
+from defectkit.finetune.yolo_world.text_embeddings import (
     CLIP_WEIGHTS_NAME,
     import_clip,
     load_text_embeddings,

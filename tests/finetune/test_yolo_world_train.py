@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from defectkit.finetune.text_embeddings import TextEmbeddings, load_text_embeddings, save_text_embeddings
+from defectkit.finetune.yolo_world.text_embeddings import (
+    TextEmbeddings,
+    load_text_embeddings,
+    save_text_embeddings,
+)
 
 NAMES = ("broken large", "broken small", "contamination")  # the converter's default natural names
 
@@ -221,7 +225,7 @@ def test_predict_writes_coco_results_scores_and_meta(
 
 
 def test_resume_continues_a_killed_run(labels, embeddings, run_cli, tmp_path, no_network):
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig, finetune_yolo
+    from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, finetune_yolo
 
     def kill_after_first_epoch(trainer):
         raise KeyboardInterrupt
@@ -321,7 +325,7 @@ def test_finetune_refuses_a_training_set_without_boxes(good_only_labels, run_cli
 
 
 def test_train_label_dir_follows_ultralytics_images_to_labels_rule(tmp_path):
-    from defectkit.finetune.yolo_world import train_label_dir
+    from defectkit.finetune.yolo_world.train import train_label_dir
 
     (tmp_path / "ds" / "images" / "train").mkdir(parents=True)
     data = tmp_path / "data.yaml"
@@ -364,7 +368,7 @@ def test_ultralytics_imported_offline_with_private_settings(tmp_path):
     }
     env["HOME"] = str(tmp_path)
     code = (
-        "from defectkit.finetune.yolo_world_env import import_ultralytics; import_ultralytics(); "
+        "from defectkit.finetune.yolo_world.env import import_ultralytics; import_ultralytics(); "
         "from ultralytics import utils; print(utils.USER_CONFIG_DIR); print(utils.ONLINE)"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -378,7 +382,7 @@ def test_offline_guards_skip_amp_download_and_restore(monkeypatch):
     import ultralytics.engine.trainer as ul_trainer
     from ultralytics import utils as ul_utils
 
-    from defectkit.finetune.yolo_world_trainer import offline_guards
+    from defectkit.finetune.yolo_world.trainer import offline_guards
 
     calls = []
     monkeypatch.setattr(ul_trainer, "check_amp", lambda model: calls.append(model) or False)
@@ -397,7 +401,7 @@ def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, n
     download Arial.ttf; defectkit hands it a local font (matplotlib's DejaVu Sans if no Arial).
     Not on a terminal, each epoch is one INFO line (losses, val mAP50) as the classifier logs."""
     from defectkit.cli import main
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
 
     import_ultralytics()  # offline first: a plain `import ultralytics` probes DNS
     from ultralytics.utils import USER_CONFIG_DIR
@@ -410,7 +414,7 @@ def test_training_with_plots_on_needs_no_network(labels, embeddings, tmp_path, n
     assert list((tmp_path / "run").glob("train_batch*.jpg"))
     err = capsys.readouterr().err
     assert re.search(
-        r"I defectkit\.finetune\.yolo_world_trainer: epoch 1/1: box_loss [\d.]+ cls_loss [\d.]+ dfl_loss [\d.]+ "
+        r"I defectkit\.finetune\.yolo_world\.trainer: epoch 1/1: box_loss [\d.]+ cls_loss [\d.]+ dfl_loss [\d.]+ "
         r"val mAP50 [\d.]+ mAP50-95 [\d.]+",
         err,
     ), err
@@ -451,7 +455,7 @@ def test_albumentations_import_asks_the_package_index_only_when_not_quieted(tmp_
         "def refuse(*a, **k):\n"
         "    tries.append(1); raise OSError('blocked')\n"
         "socket.socket.connect = socket.getaddrinfo = socket.create_connection = refuse\n"
-        + ("from defectkit.finetune.yolo_world_env import quiet_albumentations; quiet_albumentations()\n" if quiet else "")
+        + ("from defectkit.finetune.yolo_world.env import quiet_albumentations; quiet_albumentations()\n" if quiet else "")
         + "import warnings; warnings.simplefilter('ignore')\n"
         "import albumentations\n"
         "time.sleep(0.5)\n"

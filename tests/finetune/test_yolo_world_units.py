@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from defectkit.errors import InputError
-from defectkit.finetune.text_embeddings import EmbedTextConfig, TextEmbeddings, split_synonyms
-from defectkit.finetune.yolo_world import YoloFinetuneConfig, is_world_model, parse_set_overrides
-from defectkit.finetune.yolo_world_predict import (
+from defectkit.finetune.yolo_world.predict import (
     YoloPredictConfig,
     boxes_to_coco_results,
     global_image_ids,
     image_score,
     image_scores_csv,
 )
+from defectkit.finetune.yolo_world.text_embeddings import EmbedTextConfig, TextEmbeddings, split_synonyms
+from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, is_world_model, parse_set_overrides
 
 
 def test_boxes_to_coco_results_xywh_category_plus_one_sorted_by_score():
@@ -149,12 +149,12 @@ def _bare_world_trainer(nc: int = 3):
     """A TextFileWorldTrainer with just what ``get_model`` reads (no dataset, no training setup)."""
     import torch
 
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
 
     import_ultralytics()
     from ultralytics.utils import callbacks as ul_callbacks
 
-    from defectkit.finetune.yolo_world_trainer import TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import TextFileWorldTrainer
 
     names = tuple(f"class {i}" for i in range(nc))
     trainer = TextFileWorldTrainer.__new__(TextFileWorldTrainer)
@@ -173,7 +173,7 @@ def _contrastive_biases(model) -> list[float]:
 def test_from_scratch_world_model_gets_the_class_prior_bias():
     import math
 
-    from defectkit.finetune.yolo_world_trainer import contrastive_prior_bias
+    from defectkit.finetune.yolo_world.trainer import contrastive_prior_bias
 
     model = _bare_world_trainer(nc=3).get_model("yolov8n-worldv2.yaml", weights=None, verbose=False)
     strides = [float(s) for s in model.model[-1].stride]

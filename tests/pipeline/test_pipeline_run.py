@@ -28,7 +28,7 @@ def test_shipped_gpu_config_loads_and_names_every_missing_weights_file(run_cli, 
 
 
 def test_shipped_cpu_config_is_from_scratch_on_a_cpu_with_step_budgets() -> None:
-    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig
+    from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
 
     cfg = load_pipeline_yaml(REPO / "configs" / "mvtec_cpu.yaml")
     names = [s.name for s in build_stages(cfg)]

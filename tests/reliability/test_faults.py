@@ -173,7 +173,7 @@ def test_finetune_over_a_finished_run_is_refused(model, split, labels, tmp_path,
 
 
 def test_exist_ok_starts_over(tmp_path) -> None:
-    from defectkit.finetune.image_common import open_run
+    from defectkit.finetune.image.runs import open_run
 
     (tmp_path / "last.pt").write_bytes(b"old")
     assert open_run(tmp_path, "autoencoder", 1, resume=False, exist_ok=True) is None
@@ -183,7 +183,7 @@ def test_prediction_folder_of_an_interrupted_predict_is_refused(
     split, labels, tmp_path, run_cli, monkeypatch
 ) -> None:
     from defectkit.datasets.split import load_split
-    from defectkit.finetune import image_predict
+    from defectkit.finetune.image import predict as image_predict
 
     pred = write_scores(tmp_path / "m", split)  # an older, whole prediction folder
     entries = load_split(split).subset("test")

@@ -72,7 +72,7 @@ def test_own_checkpoints_hold_plain_types_only(tmp_path: Path) -> None:
     import numpy as np
     import torch
 
-    from defectkit.finetune.common import load_checkpoint, rng_state, set_rng_state
+    from defectkit.runtime import load_checkpoint, rng_state, set_rng_state
 
     np.random.seed(5)
     torch.save({"rng": rng_state()}, tmp_path / "new.pt")
@@ -92,8 +92,8 @@ def test_ultralytics_kind_is_sniffed_without_unpickling(crafted_pt, tmp_path: Pa
     import torch
 
     from defectkit.errors import InputError
-    from defectkit.finetune.common import pickled_globals
-    from defectkit.finetune.yolo_world import checkpoint_is_world
+    from defectkit.finetune.yolo_world.train import checkpoint_is_world
+    from defectkit.runtime import pickled_globals
 
     pt, marker = crafted_pt
     assert pickled_globals(pt) & {"builtins.exec", "__builtin__.exec"}  # protocol 2 names it __builtin__

@@ -173,7 +173,11 @@ def test_clip_entry_is_the_url_the_clip_package_downloads() -> None:
     """clip (clip-anytorch) checks the sha256 in its own URL; the registry and embed-text use the same."""
     import sys
 
-    from defectkit.finetune.text_embeddings import CLIP_WEIGHTS_SHA256, CLIP_WEIGHTS_URL, import_clip
+    from defectkit.finetune.yolo_world.text_embeddings import (
+        CLIP_WEIGHTS_SHA256,
+        CLIP_WEIGHTS_URL,
+        import_clip,
+    )
 
     import_clip()  # clip needs pkg_resources at import; defectkit supplies a stand-in
     url = sys.modules["clip.clip"]._MODELS["ViT-B/32"]

@@ -95,7 +95,7 @@ def test_a_missing_name_says_which_fetch_brings_it(
 def test_a_fetched_resnet_loads_by_name_and_as_imagenet(monkeypatch, tmp_path) -> None:
     from torchvision import models
 
-    from defectkit.finetune.classifier_model import build_classifier
+    from defectkit.finetune.image.classifier_model import build_classifier
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty hub cache
     official = models.resnet18(weights=None)
@@ -107,12 +107,12 @@ def test_a_fetched_resnet_loads_by_name_and_as_imagenet(monkeypatch, tmp_path) -
 
 
 def test_sam_checkpoint_by_name(tmp_path) -> None:
-    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam.model import build_sam_model
 
     tiny = build_sam_model("tiny", None)
     weights_dir().mkdir(parents=True)
     torch.save(tiny.state_dict(), weights_dir() / "sam_vit_b_01ec64.pth")  # any state dict: read by name
-    from defectkit.finetune.sam_model import read_state_dict
+    from defectkit.finetune.sam.model import read_state_dict
 
     state = read_state_dict("sam_vit_b")
     assert torch.equal(

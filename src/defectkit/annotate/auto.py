@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from defectkit.annotate.prompts import BoxPrompt
 from defectkit.annotate.sources import flat_name
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
@@ -77,15 +78,6 @@ class AutoConfig:
             raise ValueError(f"--min-area must be >= 0, got {self.min_area}")
         if not self.formats or not set(self.formats) <= set(FORMATS):
             raise ValueError(f"--to must name formats among {FORMATS}, got {self.formats}")
-
-
-@dataclass(frozen=True)
-class BoxPrompt:
-    """One box to segment: category id (1-based, contiguous), XYXY pixel box (edge convention), score."""
-
-    category_id: int
-    box: tuple[float, float, float, float]
-    score: float
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:
@@ -220,9 +212,9 @@ def _segmenter(cfg: AutoConfig):
     SAM of ``cfg``."""
     import torch
 
-    from defectkit.finetune.common import resolve_device
-    from defectkit.finetune.sam_model import build_sam_model
-    from defectkit.finetune.sam_predict import predict_masks
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.finetune.sam.predict import predict_masks
+    from defectkit.runtime import resolve_device
 
     sam = build_sam_model(cfg.model_type, cfg.sam).to(resolve_device(cfg.device)).eval()
 
@@ -336,7 +328,7 @@ def _write_yolo(
 
 
 def _write_config(out: Path, cfg: AutoConfig, summary: dict) -> None:
-    from defectkit.finetune.common import library_versions
+    from defectkit.runtime import library_versions
 
     resolved = {**asdict(cfg), "images": str(Path(cfg.images).resolve()), "formats": list(cfg.formats)}
     atomic_write_json(

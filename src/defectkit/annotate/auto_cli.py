@@ -76,7 +76,7 @@ def register_auto(sub: argparse._SubParsersAction) -> None:
 
 def _auto(args: argparse.Namespace) -> int:
     from defectkit.annotate.auto import AutoConfig, run_auto
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
 
     cfg = make_config(
         AutoConfig,

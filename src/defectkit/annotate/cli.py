@@ -100,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _overlay_config(args: argparse.Namespace, output: str):
     from defectkit.annotate.review import OverlayConfig
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
 
     return make_config(
         OverlayConfig,
@@ -131,7 +131,7 @@ def _overlay(args: argparse.Namespace) -> int:
 
 def _gallery(args: argparse.Namespace) -> int:
     from defectkit.annotate.gallery import GalleryConfig, write_gallery
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
 
     cfg = make_config(
         GalleryConfig,
@@ -147,7 +147,7 @@ def _gallery(args: argparse.Namespace) -> int:
 
 def _prompts(args: argparse.Namespace) -> int:
     from defectkit.annotate.prompts import PromptsConfig, write_prompts
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
 
     cfg = make_config(
         PromptsConfig,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from defectkit.annotate.auto import BoxPrompt
+from defectkit.annotate.prompts import BoxPrompt
 from defectkit.errors import InputError, MissingWeightsError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def load_detector(
     device: str | None = None,
 ) -> Detector:
     """Load an ultralytics detector checkpoint offline; InputError/MissingWeightsError naming the file."""
-    from defectkit.finetune.yolo_world_predict import load_detector
+    from defectkit.finetune.yolo_world.predict import load_detector
     from defectkit.weights.registry import missing_hint, resolve_weights
 
     path = Path(resolve_weights(weights, "--detector"))
@@ -67,7 +67,7 @@ def load_detector(
 
 
 def _apply_text_embeddings(model: Any, names: tuple[str, ...], path: str | os.PathLike) -> None:
-    from defectkit.finetune.text_embeddings import load_text_embeddings
+    from defectkit.finetune.yolo_world.text_embeddings import load_text_embeddings
 
     inner = model.model
     if not hasattr(inner, "txt_feats"):

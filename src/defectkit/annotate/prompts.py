@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class BoxPrompt:
+    """One box to segment: category id (1-based, contiguous), XYXY pixel box (edge convention), score."""
+
+    category_id: int
+    box: tuple[float, float, float, float]
+    score: float
+
+
+@dataclass(frozen=True)
 class PromptsConfig:
     """n_points: foreground points per instance (the first is the point farthest from the mask
     border, the rest are sampled uniformly inside the mask). n_negative: background points sampled

@@ -257,7 +257,7 @@ def convert_dataset(config: ConvertConfig) -> ConvertReport:
 
         report.fidelity = summarize(manifest.entries, results, report)
         report.files.append(atomic_write_json(out / "check.json", report.fidelity))
-    from defectkit.finetune.common import config_to_dict, library_versions
+    from defectkit.runtime import config_to_dict, library_versions
 
     report.files.append(
         atomic_write_json(

@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from defectkit.datasets.synth import SynthConfig, generate_synthetic
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
 
     cfg = make_config(
         SynthConfig,
@@ -100,7 +100,7 @@ def _describe(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> int:
     from defectkit.datasets.mvtec import scan_mvtec
     from defectkit.datasets.split import SplitConfig, make_split
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
 
     cfg = make_config(
         SplitConfig,

@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from defectkit.errors import make_config
     from defectkit.eval import EvalConfig, evaluate, format_table
+    from defectkit.runtime import make_config
 
     config = make_config(
         EvalConfig,

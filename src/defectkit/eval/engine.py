@@ -18,7 +18,7 @@ from defectkit.datasets.io import read_image
 from defectkit.datasets.split import load_split
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_dir, atomic_write_bytes, atomic_write_text, check_output_dir, dumps_json
-from defectkit.finetune.common import config_to_dict, library_versions
+from defectkit.runtime import config_to_dict, library_versions
 
 log = logging.getLogger(__name__)
 

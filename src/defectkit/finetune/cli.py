@@ -12,9 +12,9 @@ import importlib
 
 #: model wiring modules, in the order their subcommands are listed in --help
 MODEL_CLI_MODULES = (
-    "defectkit.finetune.yolo_world_cli",
-    "defectkit.finetune.sam_cli",
-    "defectkit.finetune.image_cli",
+    "defectkit.finetune.yolo_world.cli",
+    "defectkit.finetune.sam.cli",
+    "defectkit.finetune.image.cli",
 )
 
 

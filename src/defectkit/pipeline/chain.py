@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defectkit.errors import InputError, make_config
+from defectkit.errors import InputError
+from defectkit.runtime import make_config
 
 log = logging.getLogger(__name__)
 

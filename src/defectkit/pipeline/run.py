@@ -41,7 +41,7 @@ def _weights(cfg: PipelineConfig) -> dict[str, tuple[Path, ...]]:
     if cfg.classifier:
         w = str(cfg.classifier.get("weights", "none"))
         if w == "imagenet":
-            from defectkit.finetune.classifier_model import imagenet_weights_file
+            from defectkit.finetune.image.classifier_model import imagenet_weights_file
 
             hub = imagenet_weights_file(cfg.classifier.get("arch", "resnet18"))
             need["classifier_train"] = (hub if hub.is_file() else weights_dir() / hub.name,)
@@ -187,9 +187,9 @@ def check_sections(cfg: PipelineConfig, where: str) -> None:
     from defectkit.converters import ConvertConfig
     from defectkit.datasets.split import SplitConfig
     from defectkit.eval import EvalConfig
-    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig
-    from defectkit.finetune.sam_train import SamTrainConfig
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig
+    from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
+    from defectkit.finetune.sam.config import SamTrainConfig
+    from defectkit.finetune.yolo_world.config import YoloFinetuneConfig
 
     build(SplitConfig, cfg.split, f"{where}: split")
     if cfg.paste is not None:

@@ -90,13 +90,13 @@ def text_embeddings(cfg: PipelineConfig) -> None:
     section = dict(cfg.text_embeddings)
     names = _yolo_names(cfg.labels)
     if section.get("clip_weights"):
-        from defectkit.finetune.text_embeddings import EmbedTextConfig, embed_text
+        from defectkit.finetune.yolo_world.text_embeddings import EmbedTextConfig, embed_text
 
         embed_text(build(EmbedTextConfig, section, "text_embeddings", names=names, output=cfg.text_path))
         return
     import torch
 
-    from defectkit.finetune.text_embeddings import TextEmbeddings, save_text_embeddings
+    from defectkit.finetune.yolo_world.text_embeddings import TextEmbeddings, save_text_embeddings
 
     seed = int(section.get("random_seed", 0))
     gen = torch.Generator().manual_seed(seed)
@@ -111,7 +111,7 @@ def _is_world(section: dict[str, Any]) -> bool:
 
 
 def yolo_world_train(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.yolo_world import YoloFinetuneConfig, finetune_yolo
+    from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, finetune_yolo
 
     section = dict(cfg.yolo_world or {})
     if "overrides" in section:
@@ -123,7 +123,7 @@ def yolo_world_train(cfg: PipelineConfig) -> None:
 
 
 def yolo_world_predict(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.yolo_world_predict import YoloPredictConfig, predict_yolo
+    from defectkit.finetune.yolo_world.predict import YoloPredictConfig, predict_yolo
 
     run = cfg.run_dir("yolo_world")
     section = dict(cfg.yolo_world or {})
@@ -144,7 +144,7 @@ def _add_note(meta_path: Path, note: str) -> None:
 
 
 def sam_train(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.sam_train import SamTrainConfig, train_sam
+    from defectkit.finetune.sam.train import SamTrainConfig, train_sam
 
     run = fresh_dir(cfg.run_dir("sam"))
     train_sam(build(SamTrainConfig, dict(cfg.sam or {}), "sam", coco=str(cfg.labels / "coco" / "train.json"),
@@ -153,7 +153,7 @@ def sam_train(cfg: PipelineConfig) -> None:
 
 
 def _sam_predict(cfg: PipelineConfig, boxes: str, folder: str, min_box_score: float) -> None:
-    from defectkit.finetune.sam_predict import SamPredictConfig, predict_sam
+    from defectkit.finetune.sam.predict import SamPredictConfig, predict_sam
 
     section = cfg.sam or {}
     run = cfg.run_dir("sam")
@@ -173,8 +173,8 @@ def sam_predict_detections(cfg: PipelineConfig) -> None:
 
 
 def classifier_train(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.classifier import train_classifier
-    from defectkit.finetune.image_config import ClassifierConfig
+    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.config import ClassifierConfig
 
     run = fresh_dir(cfg.run_dir("classifier"))
     train_classifier(build(ClassifierConfig, dict(cfg.classifier or {}), "classifier",
@@ -182,8 +182,8 @@ def classifier_train(cfg: PipelineConfig) -> None:
 
 
 def autoencoder_train(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.autoencoder import train_autoencoder
-    from defectkit.finetune.image_config import AutoencoderConfig
+    from defectkit.finetune.image.autoencoder import train_autoencoder
+    from defectkit.finetune.image.config import AutoencoderConfig
 
     run = fresh_dir(cfg.run_dir("autoencoder"))
     train_autoencoder(build(AutoencoderConfig, dict(cfg.autoencoder or {}), "autoencoder",
@@ -191,8 +191,8 @@ def autoencoder_train(cfg: PipelineConfig) -> None:
 
 
 def classifier_predict(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.classifier import predict_classifier
-    from defectkit.finetune.image_config import ImagePredictConfig
+    from defectkit.finetune.image.classifier import predict_classifier
+    from defectkit.finetune.image.config import ImagePredictConfig
 
     run = cfg.run_dir("classifier")
     predict_classifier(ImagePredictConfig(weights=str(run / "best.pt"), output=str(run / "predictions"),
@@ -200,8 +200,8 @@ def classifier_predict(cfg: PipelineConfig) -> None:
 
 
 def autoencoder_predict(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.autoencoder import predict_autoencoder
-    from defectkit.finetune.image_config import ImagePredictConfig
+    from defectkit.finetune.image.autoencoder import predict_autoencoder
+    from defectkit.finetune.image.config import ImagePredictConfig
 
     run = cfg.run_dir("autoencoder")
     predict_autoencoder(ImagePredictConfig(weights=str(run / "best.pt"), output=str(run / "predictions"),

@@ -23,10 +23,10 @@ from torch import nn
 
 from defectkit.errors import DefectkitError
 from defectkit.fileio import atomic_write_text
-from defectkit.finetune.common import library_versions, rng_state, save_checkpoint, set_rng_state
-from defectkit.finetune.image_dist import DistInfo, all_reduce_sum, broadcast_object, unwrap
-from defectkit.finetune.image_metrics import image_metrics
+from defectkit.finetune.image.dist import DistInfo, all_reduce_sum, broadcast_object, unwrap
+from defectkit.finetune.image.metrics import image_metrics
 from defectkit.progress import progress
+from defectkit.runtime import library_versions, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from defectkit.finetune.sam_model import MODEL_TYPES  # stdlib-only module: cheap to import
+from defectkit.finetune.sam.model import MODEL_TYPES  # stdlib-only module: cheap to import
 
 
 def register_finetune(sub: argparse._SubParsersAction) -> None:
@@ -114,7 +114,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     if args.checkpoint:
         require_weights(args.checkpoint, "SAM checkpoint")  # before torch is imported
-    from defectkit.finetune.sam_train import SamTrainConfig, train_sam
+    from defectkit.finetune.sam.train import SamTrainConfig, train_sam
 
     try:
         cfg = SamTrainConfig(
@@ -157,11 +157,11 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
     from defectkit.weights.registry import require_weights
 
     require_weights(args.weights, "SAM checkpoint")  # before torch is imported
-    from defectkit.finetune.sam_predict import SamPredictConfig, predict_sam
+    from defectkit.finetune.sam.predict import SamPredictConfig, predict_sam
 
     cfg = make_config(
         SamPredictConfig,

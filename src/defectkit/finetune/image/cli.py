@@ -102,7 +102,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         default=_S,
         help="recompute BatchNorm statistics over the train split after every epoch (default on)",
     )
-    p.set_defaults(func=_train, model_name="classifier", config_class="defectkit.finetune.image_config:ClassifierConfig")
+    p.set_defaults(func=_train, model_name="classifier", config_class="defectkit.finetune.image.config:ClassifierConfig")
 
     p = sub.add_parser(
         "autoencoder",
@@ -134,7 +134,7 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect")
     g.add_argument("--select", choices=("auroc", "loss"), help="val metric for best.pt and early stopping")
-    p.set_defaults(func=_train, model_name="autoencoder", config_class="defectkit.finetune.image_config:AutoencoderConfig")
+    p.set_defaults(func=_train, model_name="autoencoder", config_class="defectkit.finetune.image.config:AutoencoderConfig")
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:
@@ -161,7 +161,7 @@ def build_train_config(args: argparse.Namespace):
     """The resolved config of ``defectkit finetune classifier|autoencoder`` and whether to resume."""
     import dataclasses
 
-    from defectkit.finetune import image_config as ic
+    from defectkit.finetune.image import config as ic
 
     cls = getattr(ic, _MODELS[args.model_name])
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -169,7 +169,7 @@ def build_train_config(args: argparse.Namespace):
     layers = []
     resume = getattr(args, "resume", None)
     if resume:
-        from defectkit.finetune.image_common import read_run_config  # imports torch
+        from defectkit.finetune.image.runs import read_run_config  # imports torch
 
         layers.append((f"{resume}/config.json", read_run_config(resume)))
     if getattr(args, "config", None):
@@ -187,17 +187,17 @@ def _train(args: argparse.Namespace) -> int:
     if getattr(config, "weights", "none") not in ("none", "imagenet"):
         require_weights(config.weights, "--weights file")  # before torch is imported
     if args.model_name == "classifier":
-        from defectkit.finetune.classifier import train_classifier as train
+        from defectkit.finetune.image.classifier import train_classifier as train
     else:
-        from defectkit.finetune.autoencoder import train_autoencoder as train
+        from defectkit.finetune.image.autoencoder import train_autoencoder as train
     run = train(config, resume=resume, exist_ok=getattr(args, "exist_ok", False))
     print(f"wrote {run}: best.pt, last.pt, metrics.csv, config.json")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from defectkit.errors import make_config
-    from defectkit.finetune.image_config import ImagePredictConfig
+    from defectkit.finetune.image.config import ImagePredictConfig
+    from defectkit.runtime import make_config
     from defectkit.weights.registry import require_weights
 
     require_weights(args.weights, "checkpoint")  # before torch is imported
@@ -214,9 +214,9 @@ def _predict(args: argparse.Namespace) -> int:
         save_maps=not getattr(args, "no_maps", False),
     )
     if args.model_name == "classifier":
-        from defectkit.finetune.classifier import predict_classifier as predict
+        from defectkit.finetune.image.classifier import predict_classifier as predict
     else:
-        from defectkit.finetune.autoencoder import predict_autoencoder as predict
+        from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
     out = predict(config)
     print(f"wrote {out / 'image_scores.csv'}")
     return 0

@@ -161,7 +161,7 @@ def check_model_type(model_type: str, flag: str = "--model-type") -> str:
 def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     """Read a SAM state dict from ``path`` on the CPU. Accepts a plain state dict or our
     ``train_state.pt`` (uses its ``"model"`` entry). InputError/MissingWeightsError on bad files."""
-    from defectkit.finetune.common import load_checkpoint
+    from defectkit.runtime import load_checkpoint
     from defectkit.weights.registry import missing_hint, resolve_weights
 
     p = Path(resolve_weights(path, "SAM checkpoint"))

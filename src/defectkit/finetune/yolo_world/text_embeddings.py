@@ -66,10 +66,6 @@ class TextEmbeddings:
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
 
-    def as_dict(self) -> dict[str, Any]:
-        """``{name: FloatTensor[D]}`` for every name (the shape WorldTrainer.text_embeddings has)."""
-        return {n: self.embeddings[i] for i, n in enumerate(self.names)}
-
     def features_for(self, names: Sequence[str], *, source: str = "text embeddings file"):
         """FloatTensor[len(names), D] in the order of ``names``; InputError listing missing names."""
         import torch
@@ -104,7 +100,7 @@ def save_text_embeddings(emb: TextEmbeddings, path: str | os.PathLike) -> Path:
 
 def load_text_embeddings(path: str | os.PathLike) -> TextEmbeddings:
     """Read a file written by :func:`save_text_embeddings`; InputError naming the file otherwise."""
-    from defectkit.finetune.common import load_checkpoint
+    from defectkit.runtime import load_checkpoint
 
     p = Path(path)
     if not p.is_file():

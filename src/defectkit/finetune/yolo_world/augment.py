@@ -7,7 +7,7 @@ with both flips at 0.5 every one of the 8 rotations and mirrors of the square is
 which suits categories photographed from above (bottle, hazelnut, metal nut, screw): a defect seen
 at the top of the training images is then also learned at the sides.
 
-Import only after :func:`defectkit.finetune.yolo_world_env.import_ultralytics` (it touches no
+Import only after :func:`defectkit.finetune.yolo_world.env.import_ultralytics` (it touches no
 ultralytics module itself, but is used on ultralytics datasets).
 """
 

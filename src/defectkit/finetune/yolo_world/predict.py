@@ -143,8 +143,8 @@ def load_detector(weights: Path):
     """An ultralytics ``YOLO`` detector (YOLO-World or closed-set) from ``weights``, loaded offline;
     InputError naming the file when it is not a detector checkpoint. A ``.pt`` is trusted code (it is
     unpickled); one that holds no ultralytics model is refused from its pickle opcodes, unread."""
-    from defectkit.finetune.common import pickled_globals
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
+    from defectkit.runtime import pickled_globals
 
     if Path(weights).suffix.lower() == ".pt" and not any(
         n.startswith("ultralytics.") for n in pickled_globals(weights)
@@ -167,7 +167,7 @@ def load_detector(weights: Path):
 def _predictor(model: Any, config: YoloPredictConfig, imgsz: int):
     from ultralytics.models.yolo.detect import DetectionPredictor
 
-    from defectkit.finetune.yolo_world_trainer import strip_integration_callbacks
+    from defectkit.finetune.yolo_world.trainer import strip_integration_callbacks
 
     overrides = {
         "conf": config.conf,
@@ -219,7 +219,7 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
     _check_categories(model, cats, Path(config.labels))
     train_args = getattr(model, "ckpt", {}).get("train_args", {}) if getattr(model, "ckpt", None) else {}
     imgsz = int(config.imgsz or train_args.get("imgsz") or 640)
-    from defectkit.finetune.yolo_world_trainer import keep_torch_threads
+    from defectkit.finetune.yolo_world.trainer import keep_torch_threads
 
     with keep_torch_threads():  # ultralytics' select_device would leave torch at cpu_count - 1 threads
         predictor = _predictor(model, config, imgsz)
@@ -255,7 +255,7 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
 
 
 def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows: list, imgsz: int) -> Path:
-    from defectkit.finetune.common import config_to_dict
+    from defectkit.runtime import config_to_dict
 
     out = ensure_dir(config.output)
 

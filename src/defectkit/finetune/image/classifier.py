@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from defectkit.errors import InputError
-from defectkit.finetune.common import config_to_dict, prepare_run_dir, resolve_device, seed_everything
-from defectkit.finetune.image_config import ClassifierConfig, ImagePredictConfig
+from defectkit.finetune.image.config import ClassifierConfig, ImagePredictConfig
+from defectkit.runtime import config_to_dict, prepare_run_dir, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def display_name(spec: dict[str, Any], config: dict[str, Any]) -> str:
 
 
 def _threshold_fn(config: ClassifierConfig):
-    from defectkit.finetune.image_metrics import choose_threshold
+    from defectkit.finetune.image.metrics import choose_threshold
 
     def fn(scores: np.ndarray, labels: np.ndarray) -> float:
         if config.val_threshold and (labels == 1).any() and (labels == 0).any():
@@ -52,7 +52,7 @@ def _threshold_fn(config: ClassifierConfig):
 
 def _datasets(config: ClassifierConfig, manifest, names: tuple[str, ...]):
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image_augment import train_augment
+    from defectkit.finetune.image.augment import train_augment
 
     classes = names[1:] if config.task == "defect-type" else None
     augment = train_augment(config)
@@ -84,12 +84,12 @@ def _meta(config: ClassifierConfig, manifest, names: tuple[str, ...]) -> dict[st
 
 def _fit_setup(config: ClassifierConfig, manifest, names, counts, dinfo, device):
     """Model, data, loss, optimiser and per-epoch hooks wired into a FitSetup: (setup, bare model)."""
-    from defectkit.finetune.classifier_model import build_classifier, head_name, set_backbone_trainable
-    from defectkit.finetune.image_common import build_optimizer, build_scheduler
-    from defectkit.finetune.image_data import EpochSampler, balanced_weights, make_loader
-    from defectkit.finetune.image_dist import wrap_ddp
-    from defectkit.finetune.image_engine import FitSetup
-    from defectkit.finetune.image_losses import build_classification_loss
+    from defectkit.finetune.image.classifier_model import build_classifier, head_name, set_backbone_trainable
+    from defectkit.finetune.image.data import EpochSampler, balanced_weights, make_loader
+    from defectkit.finetune.image.dist import wrap_ddp
+    from defectkit.finetune.image.engine import FitSetup
+    from defectkit.finetune.image.losses import build_classification_loss
+    from defectkit.finetune.image.runs import build_optimizer, build_scheduler
 
     model = build_classifier(config.arch, len(names), weights=config.weights, dropout=config.dropout)
     head = head_name(model).rsplit(".", 1)[0]  # the Sequential that holds Dropout + Linear
@@ -139,10 +139,10 @@ def _fit_setup(config: ClassifierConfig, manifest, names, counts, dinfo, device)
 
 def train_classifier(config: ClassifierConfig, *, resume: bool = False, exist_ok: bool = False) -> Path:
     """Train per ``config``; with ``resume`` continue ``config.output/last.pt``. Returns the run folder."""
-    from defectkit.finetune.image_common import open_run, resume_state, run_log
-    from defectkit.finetune.image_data import check_train_classes, class_counts, class_names, load_manifest
-    from defectkit.finetune.image_dist import barrier, distributed
-    from defectkit.finetune.image_engine import fit
+    from defectkit.finetune.image.data import check_train_classes, class_counts, class_names, load_manifest
+    from defectkit.finetune.image.dist import barrier, distributed
+    from defectkit.finetune.image.engine import fit
+    from defectkit.finetune.image.runs import open_run, resume_state, run_log
 
     run_dir = Path(config.output)
     manifest = load_manifest(config.split)
@@ -167,8 +167,8 @@ def train_classifier(config: ClassifierConfig, *, resume: bool = False, exist_ok
 
 def load_classifier(weights: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a trained classifier from a defectkit checkpoint; returns (model in eval mode, checkpoint)."""
-    from defectkit.finetune.classifier_model import build_classifier
-    from defectkit.finetune.image_common import load_image_checkpoint
+    from defectkit.finetune.image.classifier_model import build_classifier
+    from defectkit.finetune.image.runs import load_image_checkpoint
 
     ckpt = load_image_checkpoint(weights, KIND)
     spec = ckpt["model_spec"]
@@ -179,8 +179,8 @@ def load_classifier(weights: str | Path) -> tuple[torch.nn.Module, dict[str, Any
 
 def predict_classifier(config: ImagePredictConfig) -> Path:
     """Score the requested splits and write image_scores.csv + prediction_meta.json."""
-    from defectkit.finetune.image_data import load_manifest
-    from defectkit.finetune.image_predict import (
+    from defectkit.finetune.image.data import load_manifest
+    from defectkit.finetune.image.predict import (
         prediction_meta,
         score_splits,
         warn_if_other_split,

@@ -15,8 +15,8 @@ import torch
 
 from defectkit.errors import InputError
 from defectkit.fileio import read_json
-from defectkit.finetune.common import load_checkpoint
-from defectkit.finetune.image_config import ImageTrainConfig
+from defectkit.finetune.image.config import ImageTrainConfig
+from defectkit.runtime import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def load_image_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
     """A classifier/AutoEncoder checkpoint written by defectkit; InputError for anything else."""
-    from defectkit.finetune.image_engine import CHECKPOINT_FORMAT
+    from defectkit.finetune.image.engine import CHECKPOINT_FORMAT
 
     ckpt = load_checkpoint(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -124,7 +124,7 @@ def open_run(
 
 def resume_state(setup, model: torch.nn.Module, ckpt: dict[str, Any] | None):
     """Load ``ckpt`` (a last.pt dict) into ``model`` and ``setup``; returns the FitState or None."""
-    from defectkit.finetune.image_engine import restore_fit_state
+    from defectkit.finetune.image.engine import restore_fit_state
 
     if ckpt is None:
         return None

@@ -172,7 +172,7 @@ def _input_error(exc: ValueError):
 
 
 def _embed_text(args: argparse.Namespace) -> int:
-    from defectkit.finetune.text_embeddings import EmbedTextConfig, embed_text
+    from defectkit.finetune.yolo_world.text_embeddings import EmbedTextConfig, embed_text
 
     try:
         cfg = EmbedTextConfig(
@@ -187,7 +187,7 @@ def _embed_text(args: argparse.Namespace) -> int:
 
 def _finetune(args: argparse.Namespace) -> int:
     from defectkit.errors import InputError
-    from defectkit.finetune.yolo_world import (
+    from defectkit.finetune.yolo_world.train import (
         YoloFinetuneConfig,
         finetune_yolo,
         parse_set_overrides,
@@ -228,7 +228,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from defectkit.finetune.yolo_world_predict import YoloPredictConfig, predict_yolo
+    from defectkit.finetune.yolo_world.predict import YoloPredictConfig, predict_yolo
 
     try:
         cfg = YoloPredictConfig(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from defectkit.finetune.sam_data import (
+from defectkit.finetune.sam.data import (
     SamSample,
     input_shape,
     jitter_boxes,
@@ -81,11 +81,11 @@ def decode(sam, embedding, boxes_input, points=None, multimask: bool = False, fa
     embedding: 1xCxhxw float tensor; boxes_input: Nx4 XYXY tensor in the input frame; points:
     optional (Nx P x2 coords in the input frame, NxP labels). Returns (low-res logits NxKxLxL,
     predicted IoU NxK) with K = 3 when ``multimask`` else 1 and L = 4 x embedding side.
-    ``fast``: use :func:`~defectkit.finetune.sam_fast_decoder.fast_mask_decoder` (same results;
+    ``fast``: use :func:`~defectkit.finetune.sam.fast_decoder.fast_mask_decoder` (same results;
     a vit_b training step on one CPU thread takes ~2x less CPU with one box, ~2.4x with three)
     when the decoder has the standard structure; else (or ``fast=False``) ``MaskDecoder.forward``.
     """
-    from defectkit.finetune.sam_fast_decoder import fast_decoder_supported, fast_mask_decoder
+    from defectkit.finetune.sam.fast_decoder import fast_decoder_supported, fast_mask_decoder
 
     sparse, dense = sam.prompt_encoder(points=points, boxes=boxes_input, masks=None)
     image_pe = dense_pe(sam.prompt_encoder)
@@ -211,7 +211,7 @@ def train_one_epoch(
     ``embed(sample, train=True)`` gives the 1xCxhxw embedding; ``scheduler`` steps once per batch.
     ``augment`` > 1: each image is seen through a random one of the first ``augment`` dihedral
     transforms (2: left-right flip, 4: both flips, 8: flips and transposes; see
-    :func:`~defectkit.finetune.sam_data.dihedral`), its masks and boxes moved with it.
+    :func:`~defectkit.finetune.sam.data.dihedral`), its masks and boxes moved with it.
     Returns the mean loss and mean focal / dice / iou_mse / true_iou over the epoch's images.
     """
     import torch

@@ -21,104 +21,9 @@ import numpy as np
 
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_text
+from defectkit.finetune.sam.config import PROMPT_MODES, TRAIN_MODES, SamTrainConfig  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-TRAIN_MODES = ("decoder", "decoder+prompt", "all")
-PROMPT_MODES = ("box", "box+points")
-
-
-@dataclass(frozen=True)
-class SamTrainConfig:
-    """Everything a SAM fine-tuning run depends on (saved to ``config.json``).
-
-    ``train``: which parts learn - ``decoder`` (mask decoder), ``decoder+prompt`` (plus the prompt
-    encoder) or ``all`` (plus the image encoder; bypasses the embedding cache). Without a checkpoint
-    every part starts from a seeded random init. A frozen random encoder is a fixed random-feature
-    extractor (cheap, but ``tiny`` then reaches only ~0.4 test IoU); the ``tiny`` demo trains
-    ``all`` (its encoder costs ~0.06 s CPU per image step; a ``vit_b`` encoder step is ~100x a
-    decoder step, so keep it frozen and cached there).
-    ``augment``: dihedral flips/transposes of each training image with its masks and boxes -
-    ``none``, ``hflip`` (2 variants), ``flips`` (4) or ``dihedral`` (8); ``auto`` = ``dihedral``
-    with ``train="all"`` (free: no cache) and ``none`` with a frozen encoder (each variant would be
-    encoded and cached once, up to 8x the encoder calls).
-    ``cache_dir`` None = ``<parent of output>/.sam_cache`` (shared by the runs next to this one).
-    Training length: ``steps`` optimiser steps rounded up to whole epochs, or ``epochs`` when > 0
-    (it wins); see ``epochs_for``.
-    """
-
-    coco: str
-    output: str
-    val_coco: str | None = None
-    model_type: str = "tiny"
-    checkpoint: str | None = None
-    train: str = "decoder"
-    steps: int = 400
-    epochs: int = 0
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 20
-    batch_size: int = 4
-    prompt: str = "box"
-    n_points: int = 1
-    box_jitter: float = 0.1
-    multimask: bool = False
-    max_instances: int = 16
-    grad_clip: float = 1.0
-    device: str | None = None
-    seed: int = 0
-    cache_dir: str | None = None
-    dataset: str | None = None
-    resume: bool = False
-    augment: str = "auto"
-
-    def __post_init__(self) -> None:
-        from defectkit.finetune.sam_data import AUGMENTATIONS
-        from defectkit.finetune.sam_model import MODEL_TYPES
-
-        checks = [
-            (self.model_type in MODEL_TYPES, "model_type", f"expected one of {MODEL_TYPES}"),
-            (self.train in TRAIN_MODES, "train", f"expected one of {TRAIN_MODES}"),
-            (self.prompt in PROMPT_MODES, "prompt", f"expected one of {PROMPT_MODES}"),
-            (self.steps >= 0, "steps", "must be >= 0"),
-            (self.epochs >= 0, "epochs", "must be >= 0"),
-            (self.steps > 0 or self.epochs > 0, "steps", "give a training length (steps or epochs > 0)"),
-            (self.lr > 0, "lr", "must be > 0"),
-            (self.batch_size >= 1, "batch_size", "must be >= 1"),
-            (0 <= self.box_jitter < 1, "box_jitter", "must be in [0, 1)"),
-            (self.n_points >= 1, "n_points", "must be >= 1"),
-            (self.max_instances >= 1, "max_instances", "must be >= 1"),
-            (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
-            (self.grad_clip >= 0, "grad_clip", "must be >= 0"),
-            (
-                self.augment in ("auto", *AUGMENTATIONS),
-                "augment",
-                f"expected auto or one of {tuple(AUGMENTATIONS)}",
-            ),
-        ]
-        for ok, name, why in checks:
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r}: {why}")
-
-    def epochs_for(self, n_train: int) -> int:
-        """Whole epochs for ``n_train`` training images (``batch_size`` per optimiser step)."""
-        from defectkit.finetune.common import epochs_for_budget
-
-        return epochs_for_budget(self.steps, self.epochs, math.ceil(n_train / self.batch_size))
-
-    @property
-    def augment_variants(self) -> int:
-        """Dihedral variants drawn from per training image: ``auto`` = all 8 when the image encoder
-        trains (no cache, so they are free), none with a frozen (cached) encoder."""
-        from defectkit.finetune.sam_data import AUGMENTATIONS
-
-        if self.augment == "auto":
-            return AUGMENTATIONS["dihedral" if self.train == "all" else "none"]
-        return AUGMENTATIONS[self.augment]
-
-    @property
-    def resolved_cache_dir(self) -> Path:
-        return Path(self.cache_dir) if self.cache_dir else Path(self.output).resolve().parent / ".sam_cache"
 
 
 def trainable_parameters(sam, mode: str) -> list:
@@ -143,7 +48,7 @@ def make_embedder(sam, mode: str, cache, device):
     import torch
 
     from defectkit.datasets.io import read_image
-    from defectkit.finetune.sam_data import dihedral, preprocess_image
+    from defectkit.finetune.sam.data import dihedral, preprocess_image
 
     size = sam.image_encoder.img_size
 
@@ -182,7 +87,7 @@ def _metrics_csv(rows: list[dict]) -> str:
 
 
 def _load_data(cfg: SamTrainConfig):
-    from defectkit.finetune.sam_data import load_coco_samples
+    from defectkit.finetune.sam.data import load_coco_samples
 
     train = load_coco_samples(cfg.coco, dataset=cfg.dataset)
     if not train:
@@ -210,7 +115,7 @@ def _optimisation(cfg: SamTrainConfig, params: list, n_train: int, device):
     """AdamW, per-step warmup + cosine schedule, and a GradScaler on CUDA only (None on CPU)."""
     import torch
 
-    from defectkit.finetune.sam_engine import warmup_cosine
+    from defectkit.finetune.sam.engine import warmup_cosine
 
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay, device)
     steps = cfg.epochs_for(n_train) * math.ceil(n_train / cfg.batch_size)
@@ -234,7 +139,7 @@ class _RunState:
     best: float = -math.inf
 
     def save(self, path: Path, model_state: dict, model_type: str) -> None:
-        from defectkit.finetune.common import rng_state, save_checkpoint
+        from defectkit.runtime import rng_state, save_checkpoint
 
         save_checkpoint(
             {
@@ -253,7 +158,7 @@ class _RunState:
         )
 
     def restore(self, path: Path, sam, model_type: str) -> None:
-        from defectkit.finetune.common import load_checkpoint, set_rng_state
+        from defectkit.runtime import load_checkpoint, set_rng_state
 
         st = load_checkpoint(path)
         if st.get("model_type") != model_type:
@@ -269,7 +174,7 @@ class _RunState:
 
 
 def _prompt_config(cfg: SamTrainConfig):
-    from defectkit.finetune.sam_engine import PromptConfig
+    from defectkit.finetune.sam.engine import PromptConfig
 
     n = cfg.n_points if cfg.prompt == "box+points" else 0
     return PromptConfig(
@@ -279,7 +184,7 @@ def _prompt_config(cfg: SamTrainConfig):
 
 def _make_cache(cfg: SamTrainConfig, sam):
     """The embedding cache for a frozen encoder; None with ``--train all``."""
-    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
 
     if cfg.train == "all":
         return None
@@ -293,7 +198,7 @@ def _make_cache(cfg: SamTrainConfig, sam):
 
 def _save_epoch(out: Path, sam, run: _RunState, model_type: str, score: float) -> None:
     """best.pt (when ``score`` improved), last.pt, metrics.csv and train_state.pt, each atomically."""
-    from defectkit.finetune.common import save_checkpoint
+    from defectkit.runtime import save_checkpoint
 
     state = {k: v.detach().cpu() for k, v in sam.state_dict().items()}
     if (score > run.best or not (out / "best.pt").is_file()) and not math.isnan(score):
@@ -308,17 +213,17 @@ def train_sam(cfg: SamTrainConfig, *, exist_ok: bool = False) -> dict:
     """Run the fine-tuning described by ``cfg``; returns a summary dict (best val IoU, encoder calls).
     A run folder that already holds a run is refused unless ``cfg.resume`` or ``exist_ok``.
 
-    On a CPU it first calls :func:`~defectkit.finetune.common.reuse_freed_memory` (a process-wide
+    On a CPU it first calls :func:`~defectkit.runtime.reuse_freed_memory` (a process-wide
     malloc setting, ~10 % faster steps)."""
-    from defectkit.finetune import sam_engine as eng
-    from defectkit.finetune.common import (
+    from defectkit.finetune.sam import engine as eng
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.runtime import (
         prepare_run_dir,
         resolve_device,
         reuse_freed_memory,
         save_checkpoint,
         seed_everything,
     )
-    from defectkit.finetune.sam_model import build_sam_model
 
     device = resolve_device(cfg.device)
     if device.type == "cpu":

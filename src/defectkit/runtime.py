@@ -1,7 +1,10 @@
-"""Shared pieces of every training command: seeding, device choice, run folders, atomic
-checkpoints, resolved configs and library versions.
+"""What every command shares at run time, whatever the stage: typed configs from CLI values
+(:func:`make_config`), logging set-up, seeding and RNG state, device choice, run folders with the
+resolved config and library versions, and safe checkpoint save / load / sniffing.
 
-Imports torch lazily inside functions, so importing this module stays cheap.
+Used by datasets, converters, eval, annotate, pipeline and finetune alike, so none of them depends
+on the training package for these. Imports torch lazily inside functions, so importing this
+module stays cheap.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pickle
 import pickletools
 import platform
 import random
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,48 @@ from defectkit.errors import InputError
 from defectkit.fileio import atomic_open, atomic_write_json, ensure_dir
 
 log = logging.getLogger(__name__)
+
+
+def check_no_bool_for_number(cls, where: str, fields: dict) -> None:
+    """InputError when a true/false is given for a number field (``epochs: true`` would train one
+    epoch: Python counts a bool as the integer 1)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: nothing to check against
+        return
+    for name, value in fields.items():
+        hint = hints.get(name)
+        allowed = set(typing.get_args(hint)) or {hint}
+        if isinstance(value, bool) and bool not in allowed and allowed & {int, float}:
+            raise InputError(f"{where}: {name}: expected a number, got {str(value).lower()}")
+
+
+def make_config(cls, where: str, /, **fields):
+    """``cls(**fields)`` for a config dataclass; a ValueError from its validation becomes an
+    InputError ``"<where>: <message>"`` (where = the command, e.g. ``"predict sam"``); a bool for a
+    number field is refused."""
+    check_no_bool_for_number(cls, where, fields)
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from exc
+
+
+def setup_logging(verbosity: int) -> None:
+    """verbosity: 0 = INFO, >0 = DEBUG, <0 = WARNING (-q) or ERROR (-qq)."""
+    level = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(
+        max(-2, min(1, verbosity)), logging.ERROR
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname).1s %(name)s: %(message)s"))
+    root = logging.getLogger("defectkit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("ultralytics", "PIL", "matplotlib"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:

@@ -37,8 +37,8 @@ def predict_masks(
     """
     import torch
 
-    from defectkit.finetune.sam_data import preprocess_image
-    from defectkit.finetune.sam_engine import predict_from_embedding
+    from defectkit.finetune.sam.data import preprocess_image
+    from defectkit.finetune.sam.engine import predict_from_embedding
 
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be HxWx3 uint8, got {image.shape} {image.dtype}")
@@ -78,7 +78,7 @@ class SamPredictConfig:
 
 def _gt_boxes(labels: Path, split: str, ids_by_file: dict[str, int]) -> dict[int, list[tuple]]:
     """{global image id: [(xyxy, score 1.0, category_id)]} from LABELS/coco/<split>.json."""
-    from defectkit.finetune.sam_data import ann_to_mask, mask_to_box
+    from defectkit.finetune.sam.data import ann_to_mask, mask_to_box
 
     path = labels / "coco" / f"{split}.json"
     check_complete(path)
@@ -159,11 +159,11 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
 
     from defectkit.datasets.io import read_image
     from defectkit.datasets.split import load_split
-    from defectkit.finetune.common import config_to_dict, resolve_device
-    from defectkit.finetune.sam_cache import EmbeddingCache, encoder_fingerprint
-    from defectkit.finetune.sam_data import preprocess_image
-    from defectkit.finetune.sam_model import build_sam_model
+    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam.data import preprocess_image
+    from defectkit.finetune.sam.model import build_sam_model
     from defectkit.progress import progress
+    from defectkit.runtime import config_to_dict, resolve_device
 
     device = resolve_device(cfg.device)
     manifest = load_split(cfg.split)

@@ -64,7 +64,7 @@ def prediction_meta(
     """``prediction_meta.json`` of an image-level model: display name, kind, weights, splits, and
     the predict config with the checkpoint's threshold, epoch, model spec and training config.
     ``config``: the ``ImagePredictConfig``; ``score``: how the image score is made, in words."""
-    from defectkit.finetune.common import config_to_dict
+    from defectkit.runtime import config_to_dict
 
     return {
         "model": model_name,
@@ -129,7 +129,7 @@ def score_splits(
     import torch
 
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image_data import make_loader
+    from defectkit.finetune.image.data import make_loader
 
     model.eval()
     entries: list[SplitEntry] = []

@@ -105,7 +105,7 @@ class ImageTrainConfig:
 
     def epochs_for(self, batches_per_epoch: int) -> int:
         """Epochs to train: ``epochs`` when > 0, else ceil(steps / batches_per_epoch) (>= 1)."""
-        from defectkit.finetune.common import epochs_for_budget
+        from defectkit.runtime import epochs_for_budget
 
         return epochs_for_budget(self.steps, self.epochs, batches_per_epoch)
 

@@ -103,7 +103,3 @@ class EmbeddingCache:
         c, h, w = arr.shape
         tokens = np.ascontiguousarray(np.asarray(arr).reshape(c, h * w).T)  # HW x C fp16, a copy
         return torch.from_numpy(tokens).float().view(h, w, c).permute(2, 0, 1)
-
-    def nbytes(self) -> int:
-        """Bytes on disk of every cache entry under ``root``."""
-        return sum(p.stat().st_size for p in self.root.rglob("*.npy")) if self.root.is_dir() else 0

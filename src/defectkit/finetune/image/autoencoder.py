@@ -19,13 +19,13 @@ from torch import nn
 
 from defectkit.errors import InputError
 from defectkit.fileio import ensure_dir, mark_incomplete
-from defectkit.finetune.autoencoder_model import (  # noqa: F401  (re-exported)
+from defectkit.finetune.image.autoencoder_model import (  # noqa: F401  (re-exported)
     ConvAutoEncoder,
     SSIMAutoEncoder,
     build_autoencoder,
 )
-from defectkit.finetune.common import config_to_dict, prepare_run_dir, resolve_device, seed_everything
-from defectkit.finetune.image_config import AutoencoderConfig, ImagePredictConfig
+from defectkit.finetune.image.config import AutoencoderConfig, ImagePredictConfig
+from defectkit.runtime import config_to_dict, prepare_run_dir, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def anomaly_maps(
     by the error that good images have there, so a place that is always hard to reconstruct (the
     bottle's bright rim) counts as much as any other.
     """
-    from defectkit.finetune.image_losses import gaussian_smooth, reconstruction_error_map
+    from defectkit.finetune.image.losses import gaussian_smooth, reconstruction_error_map
 
     maps = gaussian_smooth(reconstruction_error_map(recon, image, loss), sigma)
     if stats is not None:
@@ -94,7 +94,7 @@ def good_map_stats(model: nn.Module, loader, spec: dict[str, Any], device) -> di
 
 def make_threshold_fn(good_percentile: float):
     """Val threshold: max F1 when val holds both classes, else a percentile of the good scores."""
-    from defectkit.finetune.image_metrics import choose_threshold, good_percentile_threshold
+    from defectkit.finetune.image.metrics import choose_threshold, good_percentile_threshold
 
     def fn(scores: np.ndarray, labels: np.ndarray) -> float:
         if (labels == 1).any() and (labels == 0).any():
@@ -110,7 +110,7 @@ def _train_good_dataset(config: AutoencoderConfig, manifest):
     from torch.utils.data import Subset
 
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image_augment import train_augment
+    from defectkit.finetune.image.augment import train_augment
 
     augment = train_augment(config)
     full = ManifestDataset(manifest, "train", image_size=config.image_size, transform=augment)
@@ -144,11 +144,11 @@ def _meta(config: AutoencoderConfig, manifest) -> dict[str, Any]:
 def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
     """Model, data, loss, optimiser and per-epoch hooks wired into a FitSetup: (setup, bare model)."""
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image_common import build_optimizer, build_scheduler
-    from defectkit.finetune.image_data import EpochSampler, make_loader
-    from defectkit.finetune.image_dist import wrap_ddp
-    from defectkit.finetune.image_engine import FitSetup
-    from defectkit.finetune.image_losses import ReconstructionLoss
+    from defectkit.finetune.image.data import EpochSampler, make_loader
+    from defectkit.finetune.image.dist import wrap_ddp
+    from defectkit.finetune.image.engine import FitSetup
+    from defectkit.finetune.image.losses import ReconstructionLoss
+    from defectkit.finetune.image.runs import build_optimizer, build_scheduler
 
     meta = _meta(config, manifest)
     model = build_autoencoder(meta["model_spec"]).to(device)
@@ -192,10 +192,10 @@ def calibrate_checkpoint(path: Path, config: AutoencoderConfig, manifest, device
     from torch.utils.data import Subset
 
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.common import save_checkpoint
-    from defectkit.finetune.image_data import make_loader
-    from defectkit.finetune.image_engine import evaluate
-    from defectkit.finetune.image_losses import ReconstructionLoss
+    from defectkit.finetune.image.data import make_loader
+    from defectkit.finetune.image.engine import evaluate
+    from defectkit.finetune.image.losses import ReconstructionLoss
+    from defectkit.runtime import save_checkpoint
 
     model, ckpt = load_autoencoder(path)
     model.to(device)
@@ -214,10 +214,10 @@ def calibrate_checkpoint(path: Path, config: AutoencoderConfig, manifest, device
 
 def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False, exist_ok: bool = False) -> Path:
     """Train per ``config`` on train-good images; with ``resume`` continue ``config.output/last.pt``."""
-    from defectkit.finetune.image_common import open_run, resume_state, run_log
-    from defectkit.finetune.image_data import load_manifest
-    from defectkit.finetune.image_dist import barrier, distributed
-    from defectkit.finetune.image_engine import fit
+    from defectkit.finetune.image.data import load_manifest
+    from defectkit.finetune.image.dist import barrier, distributed
+    from defectkit.finetune.image.engine import fit
+    from defectkit.finetune.image.runs import open_run, resume_state, run_log
 
     run_dir = Path(config.output)
     manifest = load_manifest(config.split)
@@ -249,7 +249,7 @@ def train_autoencoder(config: AutoencoderConfig, *, resume: bool = False, exist_
 
 def load_autoencoder(weights: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained AutoEncoder from a defectkit checkpoint: (model in eval mode, checkpoint)."""
-    from defectkit.finetune.image_common import load_image_checkpoint
+    from defectkit.finetune.image.runs import load_image_checkpoint
 
     ckpt = load_image_checkpoint(weights, KIND)
     model = build_autoencoder(ckpt["model_spec"])
@@ -262,8 +262,8 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
     (float32 HxW at each image's original size, bilinear from the model's resolution)."""
     import torch.nn.functional as F
 
-    from defectkit.finetune.image_data import load_manifest
-    from defectkit.finetune.image_predict import (
+    from defectkit.finetune.image.data import load_manifest
+    from defectkit.finetune.image.predict import (
         prediction_meta,
         score_splits,
         warn_if_other_split,

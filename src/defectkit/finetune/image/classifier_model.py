@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from defectkit.errors import InputError, MissingWeightsError
-from defectkit.finetune.common import load_checkpoint
+from defectkit.runtime import load_checkpoint
 
 log = logging.getLogger(__name__)
 

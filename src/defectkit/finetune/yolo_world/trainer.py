@@ -1,7 +1,7 @@
 """ultralytics trainers that never reach the network and take YOLO-World text features from a file.
 
-Import this module only after :func:`defectkit.finetune.yolo_world_env.import_ultralytics` (it
-subclasses ultralytics classes at import time); :mod:`defectkit.finetune.yolo_world` does that.
+Import this module only after :func:`defectkit.finetune.yolo_world.env.import_ultralytics` (it
+subclasses ultralytics classes at import time); :mod:`defectkit.finetune.yolo_world.train` does that.
 
 * :class:`TextFileWorldTrainer` (a ``WorldTrainer``): the training batches, the EMA ``set_classes``
   step and validation all use the :class:`TextEmbeddings` given to it, so CLIP is never built. The
@@ -35,7 +35,7 @@ from ultralytics.utils import callbacks as ul_callbacks
 
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_write_text
-from defectkit.finetune.text_embeddings import TextEmbeddings
+from defectkit.finetune.yolo_world.text_embeddings import TextEmbeddings
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class _OfflineMixin:
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
         """ultralytics' dataset; in training, plus :class:`RandomTranspose` when ``transpose`` > 0."""
-        from defectkit.finetune.yolo_augment import add_transpose
+        from defectkit.finetune.yolo_world.augment import add_transpose
 
         dataset = super().build_dataset(img_path, mode, batch)
         if mode == "train":
@@ -311,7 +311,7 @@ class TextFileWorldTrainer(_OfflineMixin, WorldTrainer):
     """``WorldTrainer`` whose text features come from a :class:`TextEmbeddings`, never from CLIP.
 
     ``text_embeddings`` is required for a new trainer; DDP workers get it back from the callbacks,
-    as they get ``transpose`` (probability of :class:`~defectkit.finetune.yolo_augment.RandomTranspose`
+    as they get ``transpose`` (probability of :class:`~defectkit.finetune.yolo_world.augment.RandomTranspose`
     in training; None keeps what the callbacks carry, 0 when they carry nothing).
     """
 

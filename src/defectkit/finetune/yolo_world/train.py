@@ -20,116 +20,22 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
 from defectkit.fileio import check_complete, read_json, read_yaml, sha256_file
+from defectkit.finetune.yolo_world.config import (  # noqa: F401  (re-exported: the old module's names)
+    RESERVED_ARGS,
+    YoloFinetuneConfig,
+    _check_text_matches,
+    is_world_model,
+    parse_set_overrides,
+)
+from defectkit.predictions import checkpoint_is_world  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
-
-#: ultralytics arguments defectkit sets itself (``--set`` may not override them)
-RESERVED_ARGS = frozenset(
-    {"model", "data", "project", "name", "exist_ok", "resume", "save_dir", "mode", "task"}
-)
-
-
-def parse_set_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["lr0=0.01", "mosaic=0", "plots=False"]`` -> ``{"lr0": 0.01, "mosaic": 0, "plots": False}``.
-
-    Values are parsed as YAML scalars (numbers, booleans, null, lists); ValueError on bad items.
-    """
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected key=value")
-        if key in RESERVED_ARGS:
-            raise ValueError(f"--set {key}: set by defectkit itself (use the matching flag)")
-        try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--set {item!r}: cannot parse value ({exc})") from exc
-    return out
-
-
-def is_world_model(model: str) -> bool:
-    """By name: True for YOLO-World configs/checkpoints (``yolov8s-worldv2.yaml``, ``.../yolov8s-world.pt``)."""
-    return "-world" in Path(model).name.lower()
-
-
-def checkpoint_is_world(path: str | os.PathLike) -> bool:
-    """By content: True when the ultralytics checkpoint at ``path`` holds a ``WorldModel``.
-
-    Read from the pickle's opcodes, never by unpickling: an ultralytics ``.pt`` is trusted code
-    (loading it runs what it carries), so it is only unpickled by the training itself."""
-    from defectkit.finetune.common import pickled_globals
-
-    names = pickled_globals(path)
-    if not any(n.startswith("ultralytics.") for n in names):
-        raise InputError(f"{path}: not an ultralytics checkpoint (no ultralytics model inside)")
-    return any(n.endswith(".WorldModel") for n in names)
-
-
-@dataclass(frozen=True)
-class YoloFinetuneConfig:
-    """``defectkit finetune yolo-world``. ``model``: a ``.pt`` file path or a ``.yaml`` config
-    (an ultralytics built-in name such as ``yolov8n-worldv2.yaml`` or a path) to train from scratch.
-    ``device``: None (auto), "cpu", "0", or "0,1,..." (ultralytics DDP over those GPUs).
-    ``transpose``: probability of swapping x and y of a training image and its labels
-    (:class:`~defectkit.finetune.yolo_augment.RandomTranspose`); with ultralytics' ``fliplr`` and
-    ``flipud`` at 0.5 (``overrides``) every 90-degree rotation and mirror is seen.
-    Training length: ``steps`` optimiser steps rounded up to whole epochs, or ``epochs`` when > 0
-    (it wins); see ``resolve_epochs``."""
-
-    data: Path
-    model: str
-    output: Path
-    text_embeddings: Path | None = None
-    steps: int = 1000
-    epochs: int = 0
-    imgsz: int = 640
-    batch: int = 16
-    device: str | None = None
-    workers: int = 2
-    seed: int = 0
-    transpose: float = 0.0
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.transpose <= 1.0:
-            raise ValueError(f"--transpose must be a probability in [0, 1], got {self.transpose}")
-        for name in ("imgsz", "batch"):
-            if getattr(self, name) < 1 and not (name == "batch" and getattr(self, name) == -1):
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps < 0 or self.epochs < 0 or (self.steps == 0 and self.epochs == 0):
-            raise ValueError(
-                f"--steps/--epochs: give a training length > 0 (got steps {self.steps}, epochs {self.epochs})"
-            )
-        if self.workers < 0:
-            raise ValueError(f"--workers must be >= 0, got {self.workers}")
-        from defectkit.weights.registry import lookup
-
-        suffix = ".pt" if lookup(self.model) is not None else Path(self.model).suffix.lower()
-        if suffix not in {".pt", ".yaml", ".yml"}:
-            raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config "
-                             "(or a name from `defectkit weights list`)")
-        if suffix != ".pt":  # a .pt checkpoint is inspected when training starts
-            _check_text_matches(self.model, is_world_model(self.model), self.text_embeddings is not None)
-        bad = sorted(set(self.overrides) & RESERVED_ARGS)
-        if bad:
-            raise ValueError(f"--set {bad[0]}: set by defectkit itself")
-
-
-def _check_text_matches(model: str, world: bool, has_text: bool) -> None:
-    if world and not has_text:
-        raise ValueError(f"--model {model} is YOLO-World: give --text-embeddings FILE")
-    if not world and has_text:
-        raise ValueError(f"--text-embeddings: {model} is a closed-set detector and uses no text")
 
 
 @dataclass(frozen=True)
@@ -194,7 +100,7 @@ def resolve_epochs(config: YoloFinetuneConfig) -> int:
     over the training images (ceil(n / batch) per epoch) rounded up to whole epochs. InputError
     when only a step budget is given and the training images cannot be counted."""
     from defectkit.datasets.io import IMAGE_EXTENSIONS
-    from defectkit.finetune.common import epochs_for_budget
+    from defectkit.runtime import epochs_for_budget
 
     if config.epochs > 0:
         return config.epochs
@@ -232,7 +138,7 @@ def _dataset_names(data_yaml: Path) -> list[str]:
 
 
 def _load_bank(config: YoloFinetuneConfig):
-    from defectkit.finetune.text_embeddings import EMBED_DIM, load_text_embeddings, split_synonyms
+    from defectkit.finetune.yolo_world.text_embeddings import EMBED_DIM, load_text_embeddings, split_synonyms
 
     bank = load_text_embeddings(config.text_embeddings)
     if bank.dim != EMBED_DIM:
@@ -264,7 +170,7 @@ def _ultralytics_args(config: YoloFinetuneConfig) -> dict[str, Any]:
 
 
 def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
-    from defectkit.finetune.common import config_to_dict
+    from defectkit.runtime import config_to_dict
 
     rec = {**config_to_dict(config), "overrides": dict(config.overrides)}
     if bank is not None:
@@ -278,7 +184,7 @@ def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
 
 
 def _train(trainer: Any, run_dir: Path, t0: float) -> YoloTrainResult:
-    from defectkit.finetune.yolo_world_trainer import ultralytics_progress
+    from defectkit.finetune.yolo_world.trainer import ultralytics_progress
     from defectkit.progress import progress_enabled
 
     try:
@@ -310,8 +216,8 @@ def finetune_yolo(
     ``callbacks``: extra ultralytics callbacks ``{event: [fn(trainer), ...]}`` (e.g. progress reporting).
     """
     from defectkit.devices import check_device
-    from defectkit.finetune.common import prepare_run_dir
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
+    from defectkit.runtime import prepare_run_dir
     from defectkit.weights.registry import resolve_weights
 
     check_device(config.device)
@@ -331,7 +237,7 @@ def finetune_yolo(
         )
     prepare_run_dir(run_dir, _run_record(config, bank))
     import_ultralytics()
-    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
     t0 = time.perf_counter()
     args = _ultralytics_args(config)
@@ -362,7 +268,7 @@ def resume_yolo(
     import torch
 
     from defectkit.devices import check_device
-    from defectkit.finetune.yolo_world_env import import_ultralytics
+    from defectkit.finetune.yolo_world.env import import_ultralytics
 
     check_device(device)
     run_dir = Path(run_dir).resolve()
@@ -374,7 +280,7 @@ def resume_yolo(
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     if ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:
         raise InputError(f"{run_dir}: this run finished; start a new run (-o NEW_DIR) to train more")
-    from defectkit.finetune.yolo_world_trainer import OfflineDetectionTrainer, TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
     transpose = float(record.get("transpose", 0.0))
     overrides: dict[str, Any] = {"resume": str(last)}

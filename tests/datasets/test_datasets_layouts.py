@@ -145,6 +145,10 @@ def test_visa_bad_csv_values_and_header(trees, tmp_path: Path) -> None:
     _rewrite_csv(root, lambda ls: [ls[0], ls[1].replace(",train,", ",training,"), *ls[2:]])
     with pytest.raises(InputError, match=r"line 2: split 'training'"):
         scan_dataset(root)
+    _rewrite_csv(root, lambda ls: [ls[0], ls[1].replace(",training,", ",train,").replace("bottle,", "tile,", 1), *ls[2:]])
+    with pytest.raises(InputError, match=r"line 2: image bottle/Data/Images/Normal/0000.JPG is not inside the "
+                                         r"object's folder tile/"):
+        scan_dataset(root)
     _rewrite_csv(root, lambda ls: ["object,split,image,mask", *ls[1:]])
     with pytest.raises(InputError, match=r"1cls.csv: header .* lacks \['label'\]"):
         scan_dataset(root)

@@ -107,6 +107,10 @@ def _row_record(root: Path, n: int, row: dict[str, str], csv_path: Path, problem
                                "(expected train|test and normal|anomaly)")
         return None
     img = root / row["image"]
+    for col in ("image", "mask"):  # paths are taken relative to the object folder (the category root)
+        if row[col] and Path(row[col]).parts[0] != row["object"]:
+            problems.errors.append(f"{where}: {col} {row[col]} is not inside the object's folder {row['object']}/")
+            return None
     if not row["image"] or not img.is_file():
         problems.errors.append(f"{where}: image {row['image'] or '(empty)'} not found under {root}")
         return None

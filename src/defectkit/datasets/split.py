@@ -192,7 +192,10 @@ def make_split(index: DatasetIndex, config: SplitConfig = SplitConfig()) -> Spli
     cats = index.categories
     category = config.category or (cats[0] if len(cats) == 1 else None)
     if category is None:
-        raise InputError(f"{index.root}: holds several categories {list(cats)}; split one category folder")
+        raise InputError(
+            f"{index.root}: holds several categories {list(cats)}; split one category folder (--category "
+            "NAME), or all of them into one manifest with --categories all"
+        )
     if category not in cats:
         raise InputError(f"{index.root}: no category {category!r} (found {list(cats)})")
     root = index.category_root(category)

@@ -8,6 +8,8 @@ EPILOG = """examples:
   defectkit convert data/bottle --split runs/split.json --to coco yolo voc -o runs/labels
   defectkit convert data/bottle --split runs/split.json --to yolo --link \\
       --names broken_large="broken glass" contamination="dirt stain" -o runs/labels --check
+  # every category of a root (MVTec AD, MVTec AD 2 or VisA) as one dataset, classes category/defect_type
+  defectkit convert data/mvtec --categories all --defects-to-train 5 --names names.yaml -o runs/labels_all
 """
 
 
@@ -21,8 +23,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("path", help="dataset category folder (e.g. data/bottle)")
-    p.add_argument("--split", required=True, help="split manifest from 'defectkit split'")
+    p.add_argument("path", help="dataset category folder (e.g. data/bottle), or the root with --categories")
+    p.add_argument(
+        "--split",
+        default="",
+        help="split manifest from 'defectkit split' (required without --categories; with it, a manifest "
+        "from 'defectkit split ROOT --categories ...', or none to split every category here)",
+    )
+    p.add_argument(
+        "--categories",
+        default=None,
+        metavar="all|A,B",
+        help="the whole dataset as one: classes category/defect_type, stable image ids; without --split "
+        "the split is made here and saved as LABELS/split.json",
+    )
+    p.add_argument(
+        "--defects-to-train",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --categories and no --split: move K test images of each defect type to train (default 0)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="with --categories and no --split: the split's seed")
     p.add_argument("-o", "--output", required=True, help="LABELS folder to write")
     p.add_argument(
         "--to",
@@ -52,8 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--names",
         nargs="+",
         default=[],
-        metavar='TYPE="NAME"',
-        help='YOLO class names, e.g. broken_large="broken glass" (default: underscores -> spaces)',
+        metavar='TYPE="NAME"|FILE',
+        help='YOLO class names, e.g. broken_large="broken glass", or a JSON/YAML file mapping class -> '
+        'phrase (default: underscores -> spaces; bottle/broken_large -> "bottle broken large")',
     )
     p.add_argument(
         "--yolo-task",
@@ -83,9 +106,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_convert)
 
 
+def _names_file(value: str) -> bool:
+    from pathlib import Path
+
+    return Path(value).suffix.lower() in (".json", ".yaml", ".yml") or Path(value).is_file()
+
+
 def _parse_names(values: list[str]) -> tuple[tuple[str, str], ...]:
     from defectkit.errors import InputError
 
+    if len(values) == 1 and "=" not in values[0] and _names_file(values[0]):
+        from defectkit.converters.multi import load_names_file
+
+        return load_names_file(values[0])
     out = []
     for v in values:
         key, sep, name = v.partition("=")
@@ -116,6 +149,11 @@ def _convert(args: argparse.Namespace) -> int:
             yolo_task=args.yolo_task,
             simplify=DEFAULT_SIMPLIFY if args.simplify is None else args.simplify,
             workers=args.workers,
+            categories=tuple(c.strip() for c in args.categories.split(",") if c.strip())
+            if args.categories
+            else (),
+            defects_to_train=args.defects_to_train,
+            seed=args.seed,
         )
     except ValueError as exc:
         if isinstance(exc, InputError):

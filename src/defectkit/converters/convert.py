@@ -43,6 +43,9 @@ class ConvertConfig:
     yolo_task: "segment" (polygons; ultralytics derives boxes for detect) or "detect" (boxes).
     simplify: polygon tolerance in px (0 = exact outline). workers: processes converting masks
     (and threads writing the per-image files).
+    categories: ``("all",)`` or names: the whole dataset as one set of classes ``category/defect``
+    (:mod:`defectkit.converters.multi`); ``split`` may then be "" (one is made with
+    ``defects_to_train`` and ``seed`` and saved as ``output/split.json``).
     """
 
     dataset: str
@@ -59,8 +62,15 @@ class ConvertConfig:
     yolo_task: str = "segment"
     simplify: float = DEFAULT_SIMPLIFY
     workers: int = 1
+    categories: tuple[str, ...] = ()
+    defects_to_train: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if not self.split and not self.categories:
+            raise ValueError("--split: required (or --categories all|A,B to split every category here)")
+        if self.defects_to_train < 0:
+            raise ValueError(f"--defects-to-train: must be >= 0, got {self.defects_to_train}")
         if not self.formats or len(set(self.formats)) != len(self.formats):
             raise ValueError(f"--to: give each of {FORMATS} at most once, got {list(self.formats)}")
         if bad := [f for f in self.formats if f not in FORMATS]:
@@ -232,13 +242,19 @@ def _run_pool(jobs: list[worker.Job], workers: int) -> list[worker.ImageResult]:
 def convert_dataset(config: ConvertConfig) -> ConvertReport:
     """Convert every image of the split manifest into the requested formats under ``config.output``."""
     cfg = config
-    manifest = load_manifest(cfg.dataset, cfg.split, verify=False)
     out = Path(cfg.output).resolve()
-    if (
-        out == manifest.dataset
-        or manifest.dataset in out.parents
-        and out.parts[len(manifest.dataset.parts)] in ("train", "test", "ground_truth")
-    ):
+    if cfg.categories:
+        from defectkit.converters.multi import whole_dataset_split
+
+        dataset, split = whole_dataset_split(
+            cfg.dataset, cfg.split, cfg.categories, out, cfg.defects_to_train, cfg.seed
+        )
+        cfg = replace(cfg, dataset=dataset, split=split)
+    manifest = load_manifest(cfg.dataset, cfg.split, verify=False)
+    # the dataset's top folders that hold listed files (train, test, ground_truth; a category folder)
+    tops = {Path(f).parts[0] for e in manifest.entries for f in (e.image, e.mask) if f}
+    inside = manifest.dataset in out.parents and out.parts[len(manifest.dataset.parts)] in tops
+    if out == manifest.dataset or inside:
         raise InputError(f"{cfg.output}: output folder must not be inside the dataset's data folders")
     categories = coco_categories(manifest.defect_types, single_class=cfg.single_class)
     names = _class_names(cfg, categories) if "yolo" in cfg.formats else {}
@@ -249,6 +265,12 @@ def convert_dataset(config: ConvertConfig) -> ConvertReport:
     _check_fingerprint(manifest, cfg.split, manifest.dataset, fingerprint_from_hashes(hashes))
     report = ConvertReport(output=out)
     _tally(report, manifest, results, cfg)
+    if cfg.categories and report.counts["train"]["instances"] == 0:
+        report.warnings.append(
+            "the train split holds no defect instance (a detector trained on it learns nothing): "
+            "use --defects-to-train K to move K test images of each defect type to train"
+        )
+        log.warning(report.warnings[-1])
     plan = writers.Plan(manifest, results, categories, single_class=cfg.single_class, threads=cfg.workers)
     mark_incomplete(out, "defectkit convert")  # removed last: readers refuse a half-updated folder
     _write_formats(plan, out, cfg, names, report)

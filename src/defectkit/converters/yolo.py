@@ -22,8 +22,9 @@ YOLO_TASKS = ("segment", "detect")
 
 
 def natural_name(folder_name: str) -> str:
-    """Readable class name for YOLO-World prompts: ``broken_large`` -> ``broken large``."""
-    return " ".join(folder_name.replace("-", " ").replace("_", " ").split())
+    """Readable class name for YOLO-World prompts: ``broken_large`` -> ``broken large``; a whole-dataset
+    class ``bottle/broken_large`` -> ``bottle broken large`` ("/" separates synonyms for YOLO-World)."""
+    return " ".join(folder_name.replace("/", " ").replace("-", " ").replace("_", " ").split())
 
 
 def _fmt(values: Iterable[float]) -> str:

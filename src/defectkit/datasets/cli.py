@@ -17,6 +17,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", help="output folder; the category folder is created inside it")
     p.add_argument("--category", default="bottle")
+    p.add_argument(
+        "--categories",
+        default=None,
+        metavar="A,B",
+        help="several categories, comma-separated, e.g. bottle,tile ('tile' is a texture with crack and "
+        "glue_strip defects, any other name the bottle-like object); default: the one --category",
+    )
+    p.add_argument(
+        "--layout",
+        default="mvtec",
+        choices=["mvtec", "mvtec_ad2", "visa"],
+        help="folder layout: MVTec AD (default), MVTec AD 2 or VisA",
+    )
     p.add_argument("--n-train", type=int, default=60, help="train/good images (default 60)")
     p.add_argument("--n-test-good", type=int, default=20, help="test/good images (default 20)")
     p.add_argument(
@@ -28,10 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "describe",
-        help="print the dataset card of an MVTec-style folder",
-        description="Scan, validate and describe an MVTec category (or root) folder.",
+        help="print the dataset card of an MVTec AD / MVTec AD 2 / VisA folder",
+        description="Scan, validate and describe a category (or root) folder in the MVTec AD, MVTec AD 2 "
+        "or VisA layout (found automatically; the card names it).",
     )
-    p.add_argument("path", help="category folder (e.g. data/bottle) or MVTec root")
+    p.add_argument("path", help="category folder (e.g. data/bottle), MVTec / MVTec AD 2 root or VisA root")
     p.add_argument("--json", action="store_true", help="print the card as JSON")
     p.add_argument(
         "--lenient", action="store_true", help="drop defect images without a mask (with a warning)"
@@ -63,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--category", default=None, help="category to split when PATH is an MVTec root")
     p.add_argument(
+        "--categories",
+        default=None,
+        metavar="all|A,B",
+        help="one manifest over several categories of a root (classes category/defect_type; each "
+        "category split on its own with the same settings)",
+    )
+    p.add_argument(
         "--lenient", action="store_true", help="drop defect images without a mask (with a warning)"
     )
     p.set_defaults(func=_split)
@@ -81,6 +102,8 @@ def _synth(args: argparse.Namespace) -> int:
         n_test_per_defect=args.n_test_per_defect,
         size=args.size,
         seed=args.seed,
+        categories=tuple(c.strip() for c in args.categories.split(",")) if args.categories else (),
+        layout=args.layout,
     )
     root = generate_synthetic(args.out, cfg)
     print(root)
@@ -89,17 +112,19 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _describe(args: argparse.Namespace) -> int:
     from defectkit.datasets.describe import describe_dataset, format_card
-    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.layouts import scan_dataset
     from defectkit.fileio import dumps_json
 
-    card = describe_dataset(scan_mvtec(args.path, lenient=args.lenient))
+    card = describe_dataset(scan_dataset(args.path, lenient=args.lenient))
     sys.stdout.write(dumps_json(card) if args.json else format_card(card))
     return 0
 
 
 def _split(args: argparse.Namespace) -> int:
-    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.layouts import scan_dataset
     from defectkit.datasets.split import SplitConfig, make_split
+    from defectkit.datasets.split_all import make_split_all
+    from defectkit.errors import InputError
     from defectkit.runtime import make_config
 
     cfg = make_config(
@@ -110,7 +135,10 @@ def _split(args: argparse.Namespace) -> int:
         seed=args.seed,
         category=args.category,
     )
-    manifest = make_split(scan_mvtec(args.path, lenient=args.lenient), cfg)
+    index = scan_dataset(args.path, lenient=args.lenient)
+    if args.categories and args.category:
+        raise InputError("split: give --category or --categories, not both")
+    manifest = make_split_all(index, cfg, args.categories) if args.categories else make_split(index, cfg)
     manifest.save(args.output)
     counts = manifest.counts()
     summary = "  ".join(f"{s}={sum(c.values())}" for s, c in counts.items())

@@ -66,9 +66,10 @@ def describe_category(index: DatasetIndex, category: str) -> dict:
 
 
 def describe_dataset(index: DatasetIndex) -> dict:
-    """The card of every category in ``index`` plus the scan warnings."""
+    """The card of every category in ``index`` plus the scan warnings and the layout found."""
     return {
         "root": str(index.root),
+        "layout": index.layout,
         "categories": [describe_category(index, c) for c in index.categories],
         "warnings": list(index.warnings),
     }
@@ -76,7 +77,10 @@ def describe_dataset(index: DatasetIndex) -> dict:
 
 def format_card(card: dict) -> str:
     """A readable plain-text rendering of :func:`describe_dataset`'s output."""
-    lines: list[str] = []
+    from defectkit.datasets.layouts import LAYOUT_NAMES
+
+    layout = card.get("layout", "mvtec")
+    lines: list[str] = [f"Layout: {LAYOUT_NAMES.get(layout, layout)} ({layout})  root {card['root']}", ""]
     for cat in card["categories"]:
         lines.append(f"Dataset: {cat['category']}  ({cat['path']})")
         lines.append(f"Defect classes: {cat['n_defect_classes']} ({', '.join(cat['defect_classes'])})")
@@ -87,12 +91,13 @@ def format_card(card: dict) -> str:
         lines.append(f"Images: {cat['totals']['all']}  size {sizes}{' (varies)' if cat['size_varies'] else ''}  "
                      f"channels {chans} [{kinds}]")
         lines.append("")
-        header = f"  {'split':<6} {'defect type':<20} {'images':>6}"
+        sw = max([6, *(len(s) for s in cat["counts"])])  # "validation" (MVTec AD 2) is wider
+        header = f"  {'split':<{sw}} {'defect type':<20} {'images':>6}"
         lines += [header, "  " + "-" * (len(header) - 2)]
         for split, c in cat["counts"].items():
             for d, n in c.items():
-                lines.append(f"  {split:<6} {d:<20} {n:>6}")
-            lines.append(f"  {split:<6} {'(total)':<20} {cat['totals'][split]:>6}")
+                lines.append(f"  {split:<{sw}} {d:<20} {n:>6}")
+            lines.append(f"  {split:<{sw}} {'(total)':<20} {cat['totals'][split]:>6}")
         if cat["masks"]:
             lines += ["", f"  {'defect type':<20} {'masks':>5} {'area % min/mean/max':>24} {'components min/mean/max':>25}"]
             for d, s in cat["masks"].items():

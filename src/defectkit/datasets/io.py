@@ -63,10 +63,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 class MaskRead:
     """A mask as read from disk.
 
-    mask: HxW bool, True = defect (value > 127 on the 8-bit scale; > 0 for a 0/1 mask).
+    mask: HxW bool, True = defect (value > 127 on the 8-bit scale; > 0 when the largest value < 128).
     nonbinary_pixels: pixels whose value was neither 0 nor the maximum (0 for a clean 0/255 mask).
     area_change: |count(>0) - count(>127)|, the pixels a naive ">0" threshold would add.
-    zero_one: the file holds only 0 and 1 (a 0/1 mask, read as binary; see :func:`mask_cut`).
+    zero_one: the file holds only 0 and 1 (a 0/1 mask, read as binary; see :func:`mask_cut`; a mask of
+    other small labels, largest value < 128, is read as "> 0" too, with ``zero_one`` False).
     """
 
     mask: np.ndarray
@@ -77,9 +78,10 @@ class MaskRead:
 
 def mask_cut(max_value: float) -> float:
     """The value a mask pixel must exceed to be defect, given the mask's largest raw value: 0.5 for a
-    0/1 mask (maximum 1: almost certainly written as 0/1, and >127 would empty it), else 127.5
+    label mask whose largest value is below 128 (0/1 masks, as VisA ships, and masks of small
+    non-zero labels: ">127" would empty them, so any non-zero pixel is defect), else 127.5
     (">127" on the 8-bit scale). Every mask reader goes through this."""
-    return 0.5 if max_value == 1 else 127.5
+    return 0.5 if 0 < max_value < 128 else 127.5
 
 
 def read_mask(path: str | os.PathLike) -> MaskRead:
@@ -90,7 +92,7 @@ def read_mask(path: str | os.PathLike) -> MaskRead:
         return MaskRead(m.copy(), 0, 0)
     if im.mode in ("I;16", "I;16B", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        if arr.size and arr.max() == 1:  # a 0/1 mask (mask_cut)
+        if arr.size and mask_cut(arr.max()) < 1:  # a 0/1 or small-label mask (mask_cut)
             return _zero_one(arr)
         scale = 65535.0 if arr.max() > 255 else 255.0
         arr = arr * (255.0 / scale)
@@ -98,7 +100,7 @@ def read_mask(path: str | os.PathLike) -> MaskRead:
         arr = np.asarray(im.convert("L"), dtype=np.float64)
     else:
         arr = np.asarray(im, dtype=np.float64)
-    if arr.size and arr.max() == 1:  # a 0/1 mask (mask_cut)
+    if arr.size and mask_cut(arr.max()) < 1:  # a 0/1 or small-label mask (mask_cut)
         return _zero_one(arr)
     mask = arr > 127.5  # == "> 127" on 8-bit integers
     nonzero = int((arr > 0).sum())
@@ -109,4 +111,4 @@ def read_mask(path: str | os.PathLike) -> MaskRead:
 
 
 def _zero_one(arr: np.ndarray) -> MaskRead:
-    return MaskRead(arr > mask_cut(1), 0, 0, zero_one=True)
+    return MaskRead(arr > mask_cut(1), 0, 0, zero_one=bool(arr.max() == 1))

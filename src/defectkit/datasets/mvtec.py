@@ -27,11 +27,27 @@ SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
+class FolderLayout:
+    """Where a category keeps its images: ``folders`` maps a split folder (relative to the category)
+    to the index split it feeds ("train", "test", or "validation"); masks of the "test" folder's
+    defect images live under ``ground_truth`` (relative to the category). MVTec AD 2 uses
+    ``train``, ``validation`` and ``test_public`` with ``test_public/ground_truth``."""
+
+    folders: tuple[tuple[str, str], ...] = (("train", "train"), ("test", "test"))
+    ground_truth: str = "ground_truth"
+    required: tuple[str, ...] = SPLITS
+    name: str = "MVTec"
+
+
+MVTEC = FolderLayout()
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """One image of an MVTec-style category.
 
     category: category name (folder name), e.g. "bottle".
-    split: the dataset's own split folder, "train" or "test".
+    split: the dataset's own split, "train" or "test" ("validation" for MVTec AD 2's validation/good).
     defect_type: "good" or the defect folder name, e.g. "broken_large".
     image_path / mask_path: absolute paths; mask_path is None for good images.
     width, height: stored image size in pixels; channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
@@ -65,13 +81,15 @@ class ImageRecord:
 class DatasetIndex:
     """Immutable index of every image of one or more categories, sorted by (category, split, defect, name).
 
-    root: the folder that was scanned (a category folder or an MVTec root).
+    root: the folder that was scanned (a category folder or a dataset root).
     warnings: one line per counted warning raised while scanning (also logged).
+    layout: "mvtec", "mvtec_ad2" or "visa" (see :mod:`defectkit.datasets.layouts`).
     """
 
     root: Path
     records: tuple[ImageRecord, ...]
     warnings: tuple[str, ...] = field(default=())
+    layout: str = "mvtec"
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -97,7 +115,8 @@ class DatasetIndex:
         )
 
     def category_root(self, category: str) -> Path:
-        return self.root if self.root.name == category and _is_category_dir(self.root) else self.root / category
+        own = _is_category_dir(self.root) or (self.root / "Data").is_dir()  # (a VisA object folder)
+        return self.root if self.root.name == category and own else self.root / category
 
 
 @dataclass
@@ -130,13 +149,17 @@ def _find_mask(gt_dir: Path, stem: str, listing: dict[Path, dict[str, Path]]) ->
     return stems.get(f"{stem}_mask") or stems.get(stem)
 
 
-def _list_candidates(cat_dir: Path, problems: _Problems) -> list[tuple[str, str, Path]]:
+def _list_candidates(
+    cat_dir: Path, problems: _Problems, layout: FolderLayout = MVTEC
+) -> list[tuple[str, str, Path]]:
     """(split, defect_type, image path) of every image file, sorted. Two files with one stem in a
     folder (``000.png`` beside ``000.jpg``) would share a name, an id and an output file: an error."""
     out: list[tuple[str, str, Path]] = []
-    gt = cat_dir / "ground_truth"
-    for top in [cat_dir / s for s in SPLITS] + ([gt] if gt.is_dir() else []):
-        for defect_dir in sorted(p for p in top.iterdir() if p.is_dir()):
+    gt = cat_dir / layout.ground_truth
+    split_of = {cat_dir / f: s for f, s in layout.folders}
+    tops = [p for p in split_of if p.is_dir()]
+    for top in tops + ([gt] if gt.is_dir() else []):
+        for defect_dir in sorted(p for p in top.iterdir() if p.is_dir() and p != gt):
             images = _images_in(defect_dir)
             by_stem: dict[str, Path] = {}
             for img in images:
@@ -146,8 +169,8 @@ def _list_candidates(cat_dir: Path, problems: _Problems) -> list[tuple[str, str,
                         "(image names must be unique apart from the extension: rename or remove one)"
                     )
                 by_stem.setdefault(img.stem, img)
-            if top.name in SPLITS:
-                out += [(top.name, defect_dir.name, img) for img in images]
+            if top in split_of:
+                out += [(split_of[top], defect_dir.name, img) for img in images]
     return out
 
 
@@ -184,18 +207,22 @@ def _check_mask(mask_path: Path, img: Path, defect: str, size: tuple[int, int], 
     return True
 
 
-def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[ImageRecord]:
-    for split in SPLITS:
+def _scan_category(
+    cat_dir: Path, problems: _Problems, lenient: bool, layout: FolderLayout = MVTEC
+) -> list[ImageRecord]:
+    for split in layout.required:
         if not (cat_dir / split).is_dir():
-            problems.errors.append(f"{cat_dir / split}: missing '{split}/' folder (expected MVTec layout)")
+            problems.errors.append(f"{cat_dir / split}: missing '{split}/' folder (expected {layout.name} layout)")
     if problems.errors:
         return []
-    gt_root = cat_dir / "ground_truth"
+    gt_root = cat_dir / layout.ground_truth
+    gt_rel = layout.ground_truth
+    test_rel = next(f for f, s in layout.folders if s == "test")
     records: list[ImageRecord] = []
     listing: dict[Path, dict[str, Path]] = {}
     used_masks: set[Path] = set()
     tally = _MaskTally()
-    candidates = _list_candidates(cat_dir, problems)
+    candidates = _list_candidates(cat_dir, problems, layout)
     if problems.errors:
         return []
     for split, defect, img in progress(candidates, desc=f"scan {cat_dir.name}"):
@@ -208,7 +235,7 @@ def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[Im
             problems.errors.append(str(exc))
             continue
         if defect != GOOD and mask_path is None:
-            msg = f"{img}: no mask ground_truth/{defect}/{img.stem}_mask.png for this defect image"
+            msg = f"{img}: no mask {gt_rel}/{defect}/{img.stem}_mask.png for this defect image"
             if lenient:
                 problems.warn(msg + " (dropped, --lenient)")
             else:
@@ -232,7 +259,7 @@ def _scan_category(cat_dir: Path, problems: _Problems, lenient: bool) -> list[Im
         for defect_dir in sorted(p for p in gt_root.iterdir() if p.is_dir()):
             for mp in _images_in(defect_dir):
                 if mp not in used_masks:
-                    problems.warn(f"{mp}: mask without a matching image in test/{defect_dir.name}/")
+                    problems.warn(f"{mp}: mask without a matching image in {test_rel}/{defect_dir.name}/")
     return records
 
 
@@ -244,11 +271,7 @@ def scan_mvtec(path: str | Path, *, lenient: bool = False) -> DatasetIndex:
     errors; counted warnings are logged and kept in ``DatasetIndex.warnings``.
     ``lenient=True`` drops defect images without a mask with a warning instead of failing.
     """
-    root = Path(path)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"{root}: is a file; give the dataset (category) folder")
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found")
+    root = check_root(path)
     if _is_category_dir(root):
         cat_dirs = [root]
     else:
@@ -259,10 +282,47 @@ def scan_mvtec(path: str | Path, *, lenient: bool = False) -> DatasetIndex:
     records: list[ImageRecord] = []
     for cat_dir in cat_dirs:
         records.extend(_scan_category(cat_dir, problems, lenient))
+    return finish_index(root, records, problems, "mvtec", "train/ or test/")
+
+
+def check_root(path: str | Path) -> Path:
+    """``path`` as a Path; InputError when it is a file or missing."""
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: is a file; give the dataset (category) folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    return root
+
+
+def finish_index(root: Path, records: list[ImageRecord], problems: _Problems, layout: str,
+                 where: str) -> DatasetIndex:
+    """The sorted DatasetIndex, or InputError naming the first error (and how many more) / ``where``
+    when no image was found."""
     if problems.errors:
         extra = f" (and {len(problems.errors) - 1} more problem(s))" if len(problems.errors) > 1 else ""
         raise InputError(problems.errors[0] + extra)
     if not records:
-        raise InputError(f"{root}: no images found under train/ or test/")
+        raise InputError(f"{root}: no images found under {where}")
     records.sort(key=lambda r: (r.category, r.split, r.defect_type, r.image_path.name))
-    return DatasetIndex(root=root.resolve(), records=tuple(records), warnings=tuple(problems.warnings))
+    return DatasetIndex(root=root.resolve(), records=tuple(records), warnings=tuple(problems.warnings),
+                        layout=layout)
+
+
+LARGE_SIDE = 1024
+
+
+def warn_large_images(records: list[ImageRecord], problems: _Problems) -> None:
+    """One counted warning per category whose images exceed LARGE_SIDE px on the long side (VisA's
+    ~1500x1000 and MVTec AD 2's photos): every model resizes them, but scans and conversions are slower
+    and SAM's 1024 px input is a downscale."""
+    by_cat: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        if max(r.width, r.height) > LARGE_SIDE:
+            by_cat.setdefault(r.category, []).append(r)
+    for cat, big in sorted(by_cat.items()):
+        top = max(big, key=lambda r: r.width * r.height)
+        problems.warn(
+            f"{cat}: {len(big)} image(s) larger than {LARGE_SIDE} px on the long side (largest "
+            f"{top.width}x{top.height}, {top.image_path.name}); models resize them, conversions keep full size"
+        )

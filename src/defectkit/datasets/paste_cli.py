@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _paste(args: argparse.Namespace) -> int:
     from defectkit.datasets.paste import PasteConfig, paste_split
-    from defectkit.errors import make_config
+    from defectkit.runtime import make_config
     from defectkit.fileio import require_file
 
     require_file(args.split, "split manifest")

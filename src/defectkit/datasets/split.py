@@ -6,7 +6,9 @@ Protocols:
   each defect type move to train; test keeps everything not moved.
 
 val is carved from the train side only (stratified by defect type, at least one good image),
-never from test. The manifest records seed, K, val fraction, dataset path and a content
+never from test. A dataset with its own validation images (MVTec AD 2's ``validation/good``, split
+"validation" in the index) puts exactly those in val as its good images; only moved defect images
+are then carved from the train side. The manifest records seed, K, val fraction, dataset path and a content
 fingerprint of the listed files, so later stages can refuse a manifest that no longer matches.
 """
 
@@ -49,7 +51,7 @@ class SplitEntry:
     """One image of the manifest. Paths are relative to the dataset (category) folder, POSIX style.
 
     name: unique flat name (``test_broken_large_000``); split: train|val|test (this manifest's);
-    source_split: train|test (the dataset folder it came from); label: 0 good, 1 defect.
+    source_split: train|test|validation (the dataset's own split); label: 0 good, 1 defect.
     """
 
     name: str
@@ -163,13 +165,17 @@ def _entry(rec: ImageRecord, root: Path, split: str) -> SplitEntry:
     )
 
 
-def _carve_val(train_side: list[ImageRecord], fraction: float, rng: random.Random) -> set[str]:
-    """Names moved to val: round(n * fraction) per defect type (>= 1 good), keeping >= 1 in train."""
+def _carve_val(
+    train_side: list[ImageRecord], fraction: float, rng: random.Random, carve_good: bool = True
+) -> set[str]:
+    """Names moved to val: round(n * fraction) per defect type (>= 1 good), keeping >= 1 in train.
+    ``carve_good=False`` (the dataset has its own validation goods) leaves the good images in train."""
     if fraction <= 0:
         return set()
     by_type: dict[str, list[ImageRecord]] = {}
     for r in train_side:
-        by_type.setdefault(r.defect_type, []).append(r)
+        if carve_good or r.defect_type != GOOD:
+            by_type.setdefault(r.defect_type, []).append(r)
     val: set[str] = set()
     for defect, recs in sorted(by_type.items()):
         n = int(round(len(recs) * fraction))
@@ -186,7 +192,10 @@ def make_split(index: DatasetIndex, config: SplitConfig = SplitConfig()) -> Spli
     cats = index.categories
     category = config.category or (cats[0] if len(cats) == 1 else None)
     if category is None:
-        raise InputError(f"{index.root}: holds several categories {list(cats)}; split one category folder")
+        raise InputError(
+            f"{index.root}: holds several categories {list(cats)}; split one category folder (--category "
+            "NAME), or all of them into one manifest with --categories all"
+        )
     if category not in cats:
         raise InputError(f"{index.root}: no category {category!r} (found {list(cats)})")
     root = index.category_root(category)
@@ -206,7 +215,9 @@ def make_split(index: DatasetIndex, config: SplitConfig = SplitConfig()) -> Spli
             )
         moved.update(r.name for r in rng.sample(pool, k))
     train_side += [r for r in recs if r.name in moved]
-    val = _carve_val(sorted(train_side, key=lambda r: r.name), config.val_fraction, rng)
+    own_val = {r.name for r in recs if r.split == "validation"}  # MVTec AD 2's validation/good
+    val = _carve_val(sorted(train_side, key=lambda r: r.name), config.val_fraction, rng, not own_val)
+    val |= own_val
     if moved and not moved & val:
         k = config.defects_to_train
         hint = f"--val-fraction {0.5 / k + 0.01:.2f} puts one per defect type in val" if k > 1 else (

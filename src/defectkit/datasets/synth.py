@@ -8,28 +8,42 @@ Three defect kinds mirror MVTec bottle's:
 Some defects are colour-close to the object, and object position, size and lighting vary a
 little, so the task is learnable but not trivial. Output is deterministic given the seed: the
 same config writes byte-identical PNG files.
+
+Several categories: ``categories=("bottle", "tile")``; a category named ``tile`` is the texture
+category of :mod:`defectkit.datasets.synth_texture` (``crack``, ``glue_strip``), any other name the
+bottle-like object. ``layout`` writes the same samples in the MVTec AD 2 or VisA layout
+(:mod:`defectkit.datasets.synth_layouts`).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from defectkit.fileio import atomic_write_bytes, atomic_write_json
+from defectkit.datasets.synth_layouts import SYNTH_LAYOUTS, Job, jobs_for, place, visa_csv
+from defectkit.datasets.synth_texture import TILE_DEFECTS, render_tile
+from defectkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from defectkit.progress import progress
 
 log = logging.getLogger(__name__)
 
 DEFECT_TYPES = ("broken_large", "broken_small", "contamination")
-_FOLDER_IDS = {"train/good": 0, "test/good": 1, "broken_large": 2, "broken_small": 3, "contamination": 4}
+_FOLDER_IDS = {"train/good": 0, "test/good": 1, "broken_large": 2, "broken_small": 3, "contamination": 4,
+               "crack": 5, "glue_strip": 6, "private": 7, "private_mixed": 8}
+TEXTURE_CATEGORIES = ("tile",)
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What to generate. Sizes are square, in pixels; counts are images per folder."""
+    """What to generate. Sizes are square, in pixels; counts are images per folder (per category).
+
+    categories: several categories (``("bottle", "tile")``); empty = the one ``category``.
+    layout: "mvtec" (default), "mvtec_ad2" or "visa".
+    """
 
     category: str = "bottle"
     n_train: int = 60
@@ -37,6 +51,8 @@ class SynthConfig:
     n_test_per_defect: int = 20
     size: int = 256
     seed: int = 0
+    categories: tuple[str, ...] = ()
+    layout: str = "mvtec"
 
     def __post_init__(self) -> None:
         if self.size < 32:
@@ -44,8 +60,18 @@ class SynthConfig:
         for name in ("n_train", "n_test_good", "n_test_per_defect"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.category or "/" in self.category:
-            raise ValueError(f"bad category name {self.category!r}")
+        for name in (self.category, *self.categories):
+            if not name or "/" in name or "," in name or name.startswith("."):
+                raise ValueError(f"bad category name {name!r}")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError(f"categories: each name once, got {list(self.categories)}")
+        if self.layout not in SYNTH_LAYOUTS:
+            raise ValueError(f"layout must be one of {SYNTH_LAYOUTS}, got {self.layout!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The categories to write."""
+        return self.categories or (self.category,)
 
 
 @dataclass(frozen=True)
@@ -200,24 +226,67 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def generate_synthetic(out: str | Path, config: SynthConfig = SynthConfig()) -> Path:
-    """Write an MVTec-format category folder ``out/<category>`` and return its path.
+def defect_types_of(category: str) -> tuple[str, ...]:
+    """The synthetic defect types of a category: the texture's for ``tile``, else the bottle's."""
+    return TILE_DEFECTS if category in TEXTURE_CATEGORIES else DEFECT_TYPES
 
-    Layout: train/good/NNN.png, test/good/NNN.png, test/<defect>/NNN.png and
-    ground_truth/<defect>/NNN_mask.png (uint8 0/255). Each image draws from its own RNG stream
-    seeded by (seed, folder, index), so changing one count does not change other images.
+
+def render_job(config: SynthConfig, job: Job) -> tuple[np.ndarray, np.ndarray]:
+    """(HWC uint8 RGB image, HxW bool mask) of one job, from its own RNG stream: (seed, folder, index),
+    with a hash of the category name for categories other than ``config.category``."""
+    if job.role == "train":
+        key = _FOLDER_IDS["train/good"]
+    else:
+        key = _FOLDER_IDS[job.defect or "test/good"] if job.role == "test" else _FOLDER_IDS[job.role]
+    salt = [] if job.category == config.category else [zlib.crc32(job.category.encode())]
+    rng = np.random.default_rng([config.seed, *salt, key, job.i])
+    defect = job.defect if job.role in ("test", "private_mixed") else None
+    if job.category in TEXTURE_CATEGORIES:
+        return render_tile(config.size, defect, rng)
+    return render_sample(config.size, defect, rng)
+
+
+def _jpg(arr: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(arr[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def generate_synthetic(out: str | Path, config: SynthConfig = SynthConfig()) -> Path:
+    """Write synthetic categories in ``config.layout`` under ``out`` and return the folder to scan:
+    ``out/<category>`` for one category in the MVTec AD or AD 2 layout, else ``out``.
+
+    MVTec layout: train/good/NNN.png, test/good/NNN.png, test/<defect>/NNN.png and
+    ground_truth/<defect>/NNN_mask.png (uint8 0/255); the other layouts are described in
+    :mod:`defectkit.datasets.synth_layouts`. Each image draws from its own RNG stream seeded by
+    (seed, folder, index), so changing one count does not change other images.
     """
-    root = Path(out) / config.category
-    jobs: list[tuple[str, str | None, int]] = [("train/good", None, i) for i in range(config.n_train)]
-    jobs += [("test/good", None, i) for i in range(config.n_test_good)]
-    jobs += [(f"test/{d}", d, i) for d in DEFECT_TYPES for i in range(config.n_test_per_defect)]
-    for folder, defect, i in progress(jobs, desc="synth"):
-        key = _FOLDER_IDS[defect or folder]
-        rng = np.random.default_rng([config.seed, key, i])
-        img, mask = render_sample(config.size, defect, rng)
-        atomic_write_bytes(root / folder / f"{i:03d}.png", _png(img))
-        if defect is not None:
-            atomic_write_bytes(root / "ground_truth" / defect / f"{i:03d}_mask.png", _png(mask.astype(np.uint8) * 255))
-    atomic_write_json(root / "defectkit_synth.json", {"generator": "defectkit.synth", **asdict(config)})
-    log.info("wrote %d synthetic images to %s", len(jobs), root)
-    return root
+    root = Path(out)
+    rows: list[tuple[str, ...]] = []
+    n = 0
+    for category in config.names:
+        defects = defect_types_of(category)
+        jobs = jobs_for(category, defects, config.n_train, config.n_test_good, config.n_test_per_defect,
+                        config.layout)
+        for job in progress(jobs, desc=f"synth {category}"):
+            img, mask = render_job(config, job)
+            where = place(job, config.layout, defects, config.n_train, config.n_test_per_defect)
+            data = _jpg(img) if where.image.endswith(".JPG") else _png(img)
+            atomic_write_bytes(root / where.image, data)
+            if where.mask is not None:
+                atomic_write_bytes(root / where.mask, _png(mask.astype(np.uint8) * where.mask_value))
+            if where.row is not None:
+                rows.append(where.row)
+        n += len(jobs)
+        meta = {k: v for k, v in asdict(config).items() if k not in ("categories", "layout")}
+        if config.categories or config.layout != "mvtec":
+            meta.update(category=category, categories=list(config.names), layout=config.layout)
+        atomic_write_json(root / category / "defectkit_synth.json", {"generator": "defectkit.synth", **meta})
+    if config.layout == "visa":
+        atomic_write_text(root / "split_csv" / "1cls.csv", visa_csv(rows))
+    log.info("wrote %d synthetic images to %s", n, root)
+    one = len(config.names) == 1 and config.layout != "visa"
+    return root / config.names[0] if one else root

@@ -46,18 +46,18 @@ def synth(cfg: PipelineConfig) -> None:
 
 def describe(cfg: PipelineConfig) -> None:
     from defectkit.datasets.describe import describe_dataset, format_card
-    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.layouts import scan_dataset
 
-    card = describe_dataset(scan_mvtec(cfg.data_dir))
+    card = describe_dataset(scan_dataset(cfg.data_dir))
     atomic_write_json(cfg.out / "describe.json", card)
     atomic_write_text(cfg.out / "describe.txt", format_card(card))
 
 
 def split(cfg: PipelineConfig) -> None:
-    from defectkit.datasets.mvtec import scan_mvtec
+    from defectkit.datasets.layouts import scan_dataset
     from defectkit.datasets.split import SplitConfig, make_split
 
-    manifest = make_split(scan_mvtec(cfg.data_dir), build(SplitConfig, cfg.split, "split"))
+    manifest = make_split(scan_dataset(cfg.data_dir), build(SplitConfig, cfg.split, "split"))
     manifest.save(cfg.made_split_path)
 
 

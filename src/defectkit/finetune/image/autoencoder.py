@@ -267,9 +267,9 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
         prediction_meta,
         score_splits,
         warn_if_other_split,
-        write_anomaly_map,
         write_predictions,
     )
+    from defectkit.predictions import write_anomaly_map
 
     model, ckpt = load_autoencoder(config.weights)
     spec = ckpt["model_spec"]

@@ -24,15 +24,15 @@ HOMEWORK = {"AutoEncoder": (0.43, 0.42), "ResNet + weighted CE + dropout + wd": 
 def _metrics(pred_dir: Path) -> dict[str, float]:
     import numpy as np
 
-    from defectkit.finetune.image.metrics import image_metrics
+    from defectkit.finetune.image.metrics import val_metrics
 
     lines = (pred_dir / "image_scores.csv").read_text().splitlines()
     rows = [r for r in csv.DictReader(lines) if r["split"] == "test"]
     labels = np.array([int(r["label"]) for r in rows])
     scores = np.array([float(r["score"]) for r in rows])
     pred = np.array([int(r["pred"]) for r in rows])
-    m = image_metrics(scores, labels, 0.5)  # AUROC only; the rest from the stored pred column
-    m2 = image_metrics(pred.astype(float), labels, 0.5)
+    m = val_metrics(labels, scores, 0.5)  # AUROC only; the rest from the stored pred column
+    m2 = val_metrics(labels, pred.astype(float), 0.5)
     return {**m2, "auroc": m["auroc"], "n": len(rows)}
 
 

@@ -12,7 +12,7 @@ import pytest
 from defectkit.datasets.mvtec import scan_mvtec
 from defectkit.datasets.split import SplitConfig, load_split, make_split
 from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
-from defectkit.finetune.image.metrics import image_metrics
+from defectkit.finetune.image.metrics import val_metrics
 
 SIZE = 32
 
@@ -64,7 +64,7 @@ def _test_metrics(pred_dir: Path) -> dict[str, float]:
     labels = np.array([int(r["label"]) for r in rows])
     scores = np.array([float(r["score"]) for r in rows])
     pred = np.array([float(r["pred"]) for r in rows])
-    return {**image_metrics(pred, labels, 0.5), "auroc": image_metrics(scores, labels, 0.5)["auroc"]}
+    return {**val_metrics(labels, pred, 0.5), "auroc": val_metrics(labels, scores, 0.5)["auroc"]}
 
 
 def _losses(run: Path, column: str = "train_loss") -> list[float]:

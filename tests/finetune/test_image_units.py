@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from defectkit.finetune.image.data import EpochSampler, balanced_weights
 from defectkit.finetune.image.losses import FocalLoss, class_weights, gaussian_smooth, ssim_map
-from defectkit.finetune.image.metrics import choose_threshold, good_percentile_threshold, image_metrics
+from defectkit.finetune.image.metrics import good_percentile_threshold, val_metrics, val_threshold
 
 
 @pytest.mark.parametrize(
@@ -75,15 +75,15 @@ def test_ssim_and_smoothing() -> None:
 def test_threshold_rules_on_known_scores() -> None:
     scores = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.8, 0.9])
     labels = np.array([0, 0, 0, 1, 0, 1, 1])
-    t = choose_threshold(scores, labels)
+    t = val_threshold(labels, scores)
     # F1 is 1.0 nowhere; >= 0.35 gives P 3/4 R 1 (F1 .857), >= 0.8 gives P 1 R 2/3 (F1 .8)
     assert math.isclose(t, (0.3 + 0.35) / 2)
-    assert image_metrics(scores, labels, t)["f1"] == pytest.approx(6 / 7)
-    assert choose_threshold(np.array([0.1, 0.9]), np.array([0, 1])) == pytest.approx(0.5)
+    assert val_metrics(labels, scores, t)["f1"] == pytest.approx(6 / 7)
+    assert val_threshold(np.array([0, 1]), np.array([0.1, 0.9])) == pytest.approx(0.5)
     assert good_percentile_threshold(np.arange(101, dtype=float), 99) == pytest.approx(99.0)
     with pytest.raises(ValueError, match="at least one defect"):
-        choose_threshold(scores, np.zeros(7, int))
-    m = image_metrics(np.array([0.9, 0.1]), np.array([1, 1]), 0.5)
+        val_threshold(np.zeros(7, int), scores)
+    m = val_metrics(np.array([1, 1]), np.array([0.9, 0.1]), 0.5)
     assert m["defect_recall"] == 0.5 and math.isnan(m["auroc"]) and math.isnan(m["good_recall"])
 
 

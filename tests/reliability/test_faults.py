@@ -182,6 +182,7 @@ def test_exist_ok_starts_over(tmp_path) -> None:
 def test_prediction_folder_of_an_interrupted_predict_is_refused(
     split, labels, tmp_path, run_cli, monkeypatch
 ) -> None:
+    from defectkit import predictions
     from defectkit.datasets.split import load_split
     from defectkit.finetune.image import predict as image_predict
 
@@ -191,7 +192,7 @@ def test_prediction_folder_of_an_interrupted_predict_is_refused(
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # stands for a kill between image_scores.csv and prediction_meta.json
 
-    monkeypatch.setattr(image_predict, "atomic_write_json", killed)
+    monkeypatch.setattr(predictions, "atomic_write_json", killed)
     with pytest.raises(KeyboardInterrupt):
         image_predict.write_predictions(pred, entries, [0.5] * len(entries), 0.5, {"kind": "classifier"})
     code, _, err = run_cli(*eval_argv(split, labels, tmp_path / "r", m=pred))

@@ -20,6 +20,7 @@ from defectkit.converters.voc import voc_xml
 from defectkit.converters.yolo import data_yaml, instances_to_yolo_lines
 from defectkit.datasets.split import SPLIT_NAMES, SplitEntry, SplitManifest
 from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, raise_output_error
+from defectkit.predictions import image_ids
 from defectkit.progress import progress
 
 
@@ -38,7 +39,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         pairs = list(zip(self.manifest.entries, self.results, strict=True))
-        self.ids = {e.name: i for i, (e, _) in enumerate(pairs, start=1)}
+        self.ids = image_ids(self.manifest.entries)
         self.by_split = {s: [(e, r) for e, r in pairs if e.split == s] for s in SPLIT_NAMES}
         self._cat = {c["name"]: c["id"] for c in self.categories}
 

@@ -7,29 +7,38 @@ file whose ids disagree with the manifest (global id = 1 + position in ``manifes
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from defectkit.datasets.split import SplitEntry, SplitManifest
 from defectkit.errors import InputError
 from defectkit.fileio import check_complete, read_json
+from defectkit.predictions import (
+    ANOMALY_MAPS,
+    DETECTIONS,
+    IMAGE_SCORES,
+    KINDS,
+    META_FILE,
+    SCORE_COLUMNS,
+    entries_by_id,
+    image_ids,
+)
+from defectkit.predictions import read_anomaly_map as load_anomaly_map
+from defectkit.predictions import read_image_scores as load_image_scores
 
 log = logging.getLogger(__name__)
 
-KINDS = ("detector", "segmenter", "classifier", "anomaly")
-CSV_COLUMNS = ("image", "split", "defect_type", "label", "score")
+__all__ = ["KINDS", "META_FILE", "load_anomaly_map", "load_image_scores"]  # re-exported from defectkit.predictions
+CSV_COLUMNS = SCORE_COLUMNS
 BOX_TOLERANCE = 1.0  # pixels a box may stick out of the image (rounding of resized predictions)
-META_FILE = "prediction_meta.json"
 
 
 def global_ids(manifest: SplitManifest) -> dict[str, int]:
-    """{entry name: COCO image id}; id = 1 + position in ``manifest.entries`` (sorted by name)."""
-    return {e.name: i + 1 for i, e in enumerate(manifest.entries)}
+    """{entry name: COCO image id}; id = 1 + position in ``manifest.entries`` (sorted by name),
+    the contract's rule (:func:`defectkit.predictions.image_ids`)."""
+    return image_ids(manifest.entries)
 
 
 def load_coco_labels(labels_dir: str | Path, split: str, manifest: SplitManifest) -> dict:
@@ -110,94 +119,16 @@ def load_detections(path: str | Path, manifest: SplitManifest) -> list[dict]:
     dets = read_json(path, "detections")
     if not isinstance(dets, list):
         raise InputError(f"{path}: must be a JSON list of COCO results")
-    by_id = {i + 1: e for i, e in enumerate(manifest.entries)}
+    by_id = entries_by_id(manifest.entries)
     for i, d in enumerate(dets):
         _check_detection(path, i, d, by_id)
     return dets
 
 
-def _parse_score_row(path: Path, lineno: int, row: dict, by_name: dict[str, SplitEntry]) -> tuple[str, float]:
-    name = row["image"]
-    if name not in by_name:
-        raise InputError(f"{path}: line {lineno}: image {name!r} is not in the split manifest")
-    try:
-        score = float(row["score"])
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: line {lineno}: score {row['score']!r} is not a number") from None
-    if not math.isfinite(score):
-        raise InputError(f"{path}: line {lineno}: score of {name} is {row['score']} (must be finite)")
-    if str(row.get("label", "")).strip() not in ("", str(by_name[name].label)):
-        raise InputError(
-            f"{path}: line {lineno}: label {row['label']!r} of {name} disagrees with the "
-            f"split manifest ({by_name[name].label})"
-        )
-    return name, score
-
-
-def load_image_scores(path: str | Path, manifest: SplitManifest, splits: tuple[str, ...]) -> dict[str, float]:
-    """image_scores.csv as {entry name: score}; every image of ``splits`` must be present."""
-    path = Path(path)
-    by_name = {e.name: e for e in manifest.entries}
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing_cols = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing_cols:
-                raise InputError(
-                    f"{path}: missing column(s) {missing_cols}; header must start {','.join(CSV_COLUMNS)}"
-                )
-            scores: dict[str, float] = {}
-            for lineno, row in enumerate(reader, start=2):
-                name, score = _parse_score_row(path, lineno, row, by_name)
-                if name in scores:
-                    raise InputError(f"{path}: line {lineno}: image {name} listed twice")
-                scores[name] = score
-    except FileNotFoundError:
-        raise InputError(f"{path}: image scores not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: image scores are not UTF-8 text (byte offset {exc.start})") from None
-    for split in splits:
-        missing = sorted(e.name for e in manifest.subset(split) if e.name not in scores)
-        if missing:
-            raise InputError(
-                f"{path}: {len(missing)} image(s) of the {split} split have no score (e.g. {missing[:3]})"
-            )
-    return scores
-
-
-def load_anomaly_map(maps_dir: Path, entry: SplitEntry) -> np.ndarray:
-    """anomaly_maps/<name>.npy (float) or <name>.png (16-bit, scaled to [0, 1]) as HxW float32."""
-    npy, png = maps_dir / f"{entry.name}.npy", maps_dir / f"{entry.name}.png"
-    if npy.is_file():
-        with npy.open("rb") as fh:
-            if fh.read(6) != b"\x93NUMPY":  # else numpy says "pickled data" of any random bytes
-                raise InputError(f"{npy}: not a NumPy .npy array file (no .npy header)")
-        try:
-            amap = np.load(npy, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{npy}: cannot read anomaly map ({exc})") from exc
-        path = npy
-    elif png.is_file():
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            amap, path = np.asarray(Image.open(png), dtype=np.float64) / 65535.0, png
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise InputError(f"{png}: cannot read anomaly map ({exc})") from exc
-    else:
-        raise InputError(f"{maps_dir}: no anomaly map for {entry.name} ({npy.name} or {png.name})")
-    amap = np.asarray(amap, dtype=np.float32)
-    if amap.shape != (entry.height, entry.width):
-        raise InputError(f"{path}: shape {amap.shape}, expected (H, W) = ({entry.height}, {entry.width})")
-    if not np.all(np.isfinite(amap)):
-        raise InputError(f"{path}: anomaly map holds NaN or infinite values")
-    return amap
-
-
 def _infer_kind(folder: Path) -> str:
-    if (folder / "anomaly_maps").is_dir():
+    if (folder / ANOMALY_MAPS).is_dir():
         return "anomaly"
-    det = folder / "detections.json"
+    det = folder / DETECTIONS
     if det.is_file():
         dets = read_json(det, "detections")
         return "segmenter" if any(isinstance(d, dict) and "segmentation" in d for d in dets) else "detector"
@@ -225,16 +156,16 @@ def load_prediction_folder(name: str, folder: str | Path, manifest: SplitManifes
     if "test" not in splits:
         raise InputError(f"{meta_path}: predictions must cover the test split (splits: {list(splits)})")
     pred = PredictionSet(name=name, folder=folder, kind=kind, meta=meta, splits=splits)
-    if (folder / "detections.json").is_file():
-        pred.detections = load_detections(folder / "detections.json", manifest)
+    if (folder / DETECTIONS).is_file():
+        pred.detections = load_detections(folder / DETECTIONS, manifest)
     elif kind in ("detector", "segmenter"):
-        raise InputError(f"{folder / 'detections.json'}: missing (needed for a {kind})")
-    if (folder / "image_scores.csv").is_file():
-        pred.scores = load_image_scores(folder / "image_scores.csv", manifest, splits)
+        raise InputError(f"{folder / DETECTIONS}: missing (needed for a {kind})")
+    if (folder / IMAGE_SCORES).is_file():
+        pred.scores = load_image_scores(folder / IMAGE_SCORES, manifest, splits)
     elif kind in ("classifier", "anomaly"):
-        raise InputError(f"{folder / 'image_scores.csv'}: missing (needed for a {kind})")
-    if (folder / "anomaly_maps").is_dir():
-        pred.maps_dir = folder / "anomaly_maps"
+        raise InputError(f"{folder / IMAGE_SCORES}: missing (needed for a {kind})")
+    if (folder / ANOMALY_MAPS).is_dir():
+        pred.maps_dir = folder / ANOMALY_MAPS
     return pred
 
 

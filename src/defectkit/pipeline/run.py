@@ -190,6 +190,7 @@ def check_sections(cfg: PipelineConfig, where: str) -> None:
     from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
     from defectkit.finetune.sam.config import SamTrainConfig
     from defectkit.finetune.yolo_world.config import YoloFinetuneConfig
+    from defectkit.predictions import is_yolo_world_checkpoint
 
     build(SplitConfig, cfg.split, f"{where}: split")
     if cfg.paste is not None:
@@ -211,7 +212,7 @@ def check_sections(cfg: PipelineConfig, where: str) -> None:
             build(cls, getattr(cfg, name), f"{where}: {name}", **fixed)
     if cfg.yolo_world is not None:
         section = dict(cfg.yolo_world)
-        world = "world" in Path(str(section.get("model", ""))).name.lower()
+        world = is_yolo_world_checkpoint(str(section.get("model", "")))
         build(YoloFinetuneConfig, section, f"{where}: yolo_world", data=Path("-"), output=Path("-"),
               text_embeddings=Path("-") if world else None)
 

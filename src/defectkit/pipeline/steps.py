@@ -107,7 +107,11 @@ def text_embeddings(cfg: PipelineConfig) -> None:
 
 
 def _is_world(section: dict[str, Any]) -> bool:
-    return "world" in Path(str(section.get("model", ""))).name.lower()
+    """Whether the section's detector is YOLO-World (it then trains on the text embeddings), read
+    from the checkpoint or model config itself, whatever its file name."""
+    from defectkit.predictions import is_yolo_world_checkpoint
+
+    return is_yolo_world_checkpoint(str(section.get("model", "")))
 
 
 def yolo_world_train(cfg: PipelineConfig) -> None:

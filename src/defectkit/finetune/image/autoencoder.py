@@ -94,11 +94,11 @@ def good_map_stats(model: nn.Module, loader, spec: dict[str, Any], device) -> di
 
 def make_threshold_fn(good_percentile: float):
     """Val threshold: max F1 when val holds both classes, else a percentile of the good scores."""
-    from defectkit.finetune.image.metrics import choose_threshold, good_percentile_threshold
+    from defectkit.finetune.image.metrics import good_percentile_threshold, val_threshold
 
     def fn(scores: np.ndarray, labels: np.ndarray) -> float:
         if (labels == 1).any() and (labels == 0).any():
-            return choose_threshold(scores, labels)
+            return val_threshold(labels, scores)
         if (labels == 0).any():
             return good_percentile_threshold(scores[labels == 0], good_percentile)
         return float("nan")
@@ -267,9 +267,9 @@ def predict_autoencoder(config: ImagePredictConfig) -> Path:
         prediction_meta,
         score_splits,
         warn_if_other_split,
-        write_anomaly_map,
         write_predictions,
     )
+    from defectkit.predictions import write_anomaly_map
 
     model, ckpt = load_autoencoder(config.weights)
     spec = ckpt["model_spec"]

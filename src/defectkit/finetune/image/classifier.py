@@ -40,11 +40,11 @@ def display_name(spec: dict[str, Any], config: dict[str, Any]) -> str:
 
 
 def _threshold_fn(config: ClassifierConfig):
-    from defectkit.finetune.image.metrics import choose_threshold
+    from defectkit.finetune.image.metrics import val_threshold
 
     def fn(scores: np.ndarray, labels: np.ndarray) -> float:
         if config.val_threshold and (labels == 1).any() and (labels == 0).any():
-            return choose_threshold(scores, labels)
+            return val_threshold(labels, scores)
         return FIXED_THRESHOLD
 
     return fn

@@ -24,7 +24,7 @@ from torch import nn
 from defectkit.errors import DefectkitError
 from defectkit.fileio import atomic_write_text
 from defectkit.finetune.image.dist import DistInfo, all_reduce_sum, broadcast_object, unwrap
-from defectkit.finetune.image.metrics import image_metrics
+from defectkit.finetune.image.metrics import val_metrics
 from defectkit.progress import progress
 from defectkit.runtime import library_versions, rng_state, save_checkpoint, set_rng_state
 
@@ -246,7 +246,7 @@ def _epoch_row(setup: FitSetup, epoch: int, train_loss: float) -> dict[str, Any]
         target_key=setup.target_key,
     )
     threshold = setup.threshold_fn(ev.scores, ev.labels)
-    m = image_metrics(ev.scores, ev.labels, threshold)
+    m = val_metrics(ev.labels, ev.scores, threshold)
     return {
         **row,
         "val_loss": ev.loss,

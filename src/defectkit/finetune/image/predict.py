@@ -1,32 +1,28 @@
-"""Writing the shared prediction-folder contract for image-level models:
+"""Writing the prediction-folder contract (:mod:`defectkit.predictions`) for image-level models:
 ``image_scores.csv`` (image,split,defect_type,label,score,pred), ``prediction_meta.json`` and,
 for the AutoEncoder, ``anomaly_maps/<name>.npy`` (float32 HxW at the image's original size).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from defectkit.datasets.split import SplitEntry
-from defectkit.fileio import (
-    atomic_open,
-    atomic_write_json,
-    atomic_write_text,
-    ensure_dir,
-    mark_complete,
-    mark_incomplete,
+from defectkit.predictions import (  # noqa: F401  (write_anomaly_map: re-exported)
+    PRED_COLUMN,
+    SCORE_COLUMNS,
+    ScoreRow,
+    format_image_scores,
+    write_anomaly_map,
+    write_prediction_folder,
 )
 from defectkit.progress import progress
 
-SCORE_COLUMNS = ("image", "split", "defect_type", "label", "score", "pred")
+SCORE_COLUMNS = (*SCORE_COLUMNS, PRED_COLUMN)
 
 
 log = logging.getLogger(__name__)
@@ -44,18 +40,11 @@ def warn_if_other_split(ckpt: dict, fingerprint: str, split_path: str | os.PathL
 
 
 def format_scores_csv(entries: Sequence[SplitEntry], scores: Sequence[float], threshold: float) -> str:
-    """CSV text, one row per entry sorted by name; pred = 1 when score >= threshold."""
+    """CSV text, one row per entry sorted by name; pred = 1 when the written score >= threshold
+    (:func:`defectkit.predictions.format_image_scores`)."""
     if len(entries) != len(scores):
         raise ValueError(f"{len(entries)} entries but {len(scores)} scores")
-    rows = sorted(zip(entries, scores, strict=True), key=lambda r: r[0].name)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(SCORE_COLUMNS)
-    for e, s in rows:
-        if not np.isfinite(s):
-            raise ValueError(f"{e.name}: score is {s}")
-        w.writerow([e.name, e.split, e.defect_type, e.label, f"{float(s):.8g}", int(s >= threshold)])
-    return buf.getvalue()
+    return format_image_scores([ScoreRow.of(e, s) for e, s in zip(entries, scores, strict=True)], threshold=threshold)
 
 
 def prediction_meta(
@@ -93,20 +82,7 @@ def write_predictions(
 ) -> Path:
     """Write ``image_scores.csv`` and ``prediction_meta.json`` into ``out_dir`` (atomically); the
     folder is marked incomplete until both are written (eval refuses a marked folder)."""
-    out = ensure_dir(out_dir)
-    mark_incomplete(out, "defectkit predict")
-    atomic_write_text(out / "image_scores.csv", format_scores_csv(entries, scores, threshold))
-    atomic_write_json(out / "prediction_meta.json", meta)
-    mark_complete(out)
-    return out
-
-
-def write_anomaly_map(out_dir: str | os.PathLike, name: str, amap: np.ndarray) -> Path:
-    """``out_dir/anomaly_maps/<name>.npy``: float32 HxW (atomic)."""
-    p = ensure_dir(Path(out_dir) / "anomaly_maps") / f"{name}.npy"
-    with atomic_open(p, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(amap, dtype=np.float32))
-    return p
+    return write_prediction_folder(out_dir, meta, scores=format_scores_csv(entries, scores, threshold))
 
 
 def score_splits(

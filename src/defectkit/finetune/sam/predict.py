@@ -5,8 +5,6 @@ image_scores.csv, prediction_meta.json) for ground-truth boxes or a detector's b
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +13,7 @@ import numpy as np
 
 from defectkit.errors import InputError
 from defectkit.fileio import (
-    atomic_write_json,
-    atomic_write_text,
     check_complete,
-    ensure_dir,
-    mark_complete,
-    mark_incomplete,
     read_json,
 )
 
@@ -132,15 +125,6 @@ def mask_to_result(mask: np.ndarray, image_id: int, category_id: int, score: flo
     }
 
 
-def _scores_csv(rows: list[tuple]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "split", "defect_type", "label", "score"])
-    for r in sorted(rows):
-        w.writerow([r[0], r[1], r[2], r[3], f"{r[4]:.6f}"])
-    return buf.getvalue()
-
-
 def _load_boxes(cfg: SamPredictConfig, ids_by_file: dict[str, int]) -> dict[int, list[tuple]]:
     """{global image id: [(xyxy, score, category_id)]} from GT masks or a detector's results json."""
     if cfg.boxes != "gt":
@@ -162,12 +146,19 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
     from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
     from defectkit.finetune.sam.data import preprocess_image
     from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.predictions import (
+        CONFIDENCE_FORMAT,
+        ScoreRow,
+        format_image_scores,
+        image_ids,
+        write_prediction_folder,
+    )
     from defectkit.progress import progress
     from defectkit.runtime import config_to_dict, resolve_device
 
     device = resolve_device(cfg.device)
     manifest = load_split(cfg.split)
-    ids_by_file = {e.image: i + 1 for i, e in enumerate(manifest.entries)}
+    ids_by_file = image_ids(manifest.entries, key="image")
     boxes = _load_boxes(cfg, ids_by_file)
     sam = build_sam_model(cfg.model_type, cfg.weights).to(device).eval()
     size = sam.image_encoder.img_size
@@ -200,12 +191,7 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
                 score = box_score * float(np.clip(iou, 0.0, 1.0))
                 results.append(mask_to_result(m, image_id, cat, score))
                 best = max(best, score)
-        rows.append((e.name, e.split, e.defect_type, e.label, best))
-    out = ensure_dir(cfg.output)
-    mark_incomplete(out, "defectkit predict")  # until prediction_meta.json is written
-    results.sort(key=lambda r: (r["image_id"], -r["score"]))
-    atomic_write_json(out / "detections.json", results, indent=None)
-    atomic_write_text(out / "image_scores.csv", _scores_csv(rows))
+        rows.append(ScoreRow.of(e, best))
     meta = {
         "model": f"SAM {cfg.model_type}" + (" (GT boxes)" if cfg.boxes == "gt" else " (detector boxes)"),
         "kind": "segmenter",
@@ -215,6 +201,6 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
     }
     if cfg.boxes == "gt":  # shown in the report's notes next to the image-level columns
         meta["note"] = "image level: an oracle (ground-truth boxes exist on defect images only)"
-    atomic_write_json(out / "prediction_meta.json", meta)
-    mark_complete(out)
+    scores = format_image_scores(rows, score_format=CONFIDENCE_FORMAT)
+    out = write_prediction_folder(cfg.output, meta, detections=results, scores=scores)
     return {"output": str(out), "images": len(rows), "masks": len(results)}

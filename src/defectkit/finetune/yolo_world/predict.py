@@ -23,12 +23,7 @@ import numpy as np
 
 from defectkit.errors import DefectkitError, InputError, MissingWeightsError
 from defectkit.fileio import (
-    atomic_write_json,
-    atomic_write_text,
     check_complete,
-    ensure_dir,
-    mark_complete,
-    mark_incomplete,
     read_json,
 )
 
@@ -104,17 +99,18 @@ def image_score(scores: Sequence[float] | np.ndarray) -> float:
 
 
 def image_scores_csv(rows: Iterable[dict[str, Any]]) -> str:
-    """CSV text ``image,split,defect_type,label,score`` sorted by image name."""
-    lines = ["image,split,defect_type,label,score"]
-    for r in sorted(rows, key=lambda r: r["image"]):
-        lines.append(f"{r['image']},{r['split']},{r['defect_type']},{int(r['label'])},{r['score']:.6f}")
-    return "\n".join(lines) + "\n"
+    """CSV text ``image,split,defect_type,label,score`` sorted by image name (box confidences: 6 decimals)."""
+    from defectkit.predictions import CONFIDENCE_FORMAT, format_image_scores
+
+    return format_image_scores(rows, score_format=CONFIDENCE_FORMAT)
 
 
 def global_image_ids(manifest: Any, labels: Path, splits: Sequence[str]) -> dict[str, int]:
     """``{entry name: COCO image id}``: from LABELS/coco/<split>.json when present, checked against
     the manifest rule (1 + position in ``manifest.entries``), which is used when it is absent."""
-    computed = {e.name: i + 1 for i, e in enumerate(manifest.entries)}
+    from defectkit.predictions import image_ids
+
+    computed = image_ids(manifest.entries)
     for split in splits:
         path = Path(labels) / "coco" / f"{split}.json"
         if not path.is_file():
@@ -255,14 +251,9 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
 
 
 def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows: list, imgsz: int) -> Path:
+    from defectkit.predictions import write_prediction_folder
     from defectkit.runtime import config_to_dict
 
-    out = ensure_dir(config.output)
-
-    mark_incomplete(out, "defectkit predict")  # until prediction_meta.json is written
-    detections.sort(key=lambda d: (d["image_id"], -d["score"]))
-    atomic_write_json(out / "detections.json", detections, indent=None)
-    atomic_write_text(out / "image_scores.csv", image_scores_csv(rows))
     is_world = type(model.model).__name__ == "WorldModel"
     meta = {
         "model": "YOLO-World" if is_world else "YOLO",
@@ -272,7 +263,6 @@ def _write_outputs(config: YoloPredictConfig, model: Any, detections: list, rows
         "config": {**config_to_dict(config), "imgsz": imgsz},
         "class_names": [model.names[i] for i in sorted(model.names)],
     }
-    atomic_write_json(out / "prediction_meta.json", meta)
-    mark_complete(out)
+    out = write_prediction_folder(config.output, meta, detections=detections, scores=image_scores_csv(rows))
     log.info("wrote %d detections for %d images to %s", len(detections), len(rows), out)
     return out

@@ -81,3 +81,37 @@ def test_choose_threshold_needs_both_classes_for_max_f1():
     with pytest.raises(ValueError, match="good and defective"):
         choose_threshold([0, 0], [0.1, 0.2], ThresholdRule("max-f1"))
     assert choose_threshold([], [], ThresholdRule("fixed", 0.3)) == 0.3
+
+
+def test_balanced_threshold_is_youdens_j_of_sklearns_roc() -> None:
+    from sklearn.metrics import roc_curve
+
+    from defectkit.eval.thresholds import balanced_threshold
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels = np.array([0] * 50 + [1] * 4)
+        scores = np.concatenate([rng.normal(0, 1, 50), rng.normal(1.5, 1, 4)]).round(2)
+        t = balanced_threshold(labels, scores)
+        fpr, tpr, cuts = roc_curve(labels, scores)
+        best = np.max(tpr - fpr)
+        pred = scores >= t
+        j = pred[labels == 1].mean() - pred[labels == 0].mean()
+        assert j == pytest.approx(best)
+        assert not np.any(scores == t)  # halfway between two val scores
+
+
+def test_balanced_differs_from_max_f1_on_a_mostly_good_val() -> None:
+    from defectkit.eval.thresholds import ThresholdRule, choose_threshold
+
+    # 54 good images with a tail, 3 defects, one of them weak (the real bottle sample's val shape)
+    good = np.concatenate([np.linspace(1.0, 3.0, 49), [3.2, 3.5, 3.8, 4.4, 4.7]])
+    labels = np.array([0] * 54 + [1] * 3)
+    scores = np.concatenate([good, [3.13, 5.76, 5.84]])
+    f1 = choose_threshold(labels, scores, ThresholdRule("max-f1"))
+    bal = choose_threshold(labels, scores, ThresholdRule("balanced"))
+    assert 4.7 < f1 < 5.76  # max-F1 protects precision on a val of mostly good images
+    assert 3.0 < bal < 3.13  # balanced accuracy takes the weak defect at 5 false alarms in 54
+    with pytest.raises(ValueError, match="balanced takes no value"):
+        ThresholdRule("balanced", 0.5)
+    assert parse_threshold_rule("balanced") == ThresholdRule("balanced")

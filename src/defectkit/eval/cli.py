@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threshold",
         default="max-f1",
         metavar="RULE",
-        help="image threshold rule, applied to val: max-f1 (default), good-recall=0.95, fixed=0.5",
+        help="image threshold rule, applied to val: max-f1 (default), balanced (max balanced accuracy: "
+        "does not lean on val's good/defect ratio), good-recall=0.95, fixed=0.5",
     )
     p.add_argument(
         "--bootstrap",

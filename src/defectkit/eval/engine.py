@@ -29,7 +29,7 @@ PER_IMAGE_COLUMNS = ("model", "image", "split", "defect_type", "label", "score",
 @dataclass(frozen=True)
 class EvalConfig:
     """What ``defectkit eval`` does. predictions: (name, PRED_DIR) pairs; runs: run folders searched
-    for prediction_meta.json; threshold: "max-f1" | "good-recall=R" | "fixed=T"; bootstrap: number
+    for prediction_meta.json; threshold: "max-f1" | "balanced" | "good-recall=R" | "fixed=T"; bootstrap: number
     of resamples for 95% CIs (0 = none); reference: add the course study's quoted numbers."""
 
     split: str | Path
@@ -51,7 +51,7 @@ class EvalConfig:
             parse_threshold_rule(self.threshold)
         except ValueError as exc:
             raise ValueError(
-                f"--threshold {self.threshold}: {exc} (use max-f1, good-recall=R or fixed=T)"
+                f"--threshold {self.threshold}: {exc} (use max-f1, balanced, good-recall=R or fixed=T)"
             ) from None
         if self.bootstrap < 0:
             raise ValueError(f"--bootstrap must be >= 0, got {self.bootstrap}")

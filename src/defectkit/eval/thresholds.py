@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RULES = ("max-f1", "good-recall", "fixed")
+RULES = ("max-f1", "balanced", "good-recall", "fixed")
 
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    """``max-f1`` (maximise the defect-class F1 on val), ``good-recall`` (the lowest threshold
+    """``max-f1`` (maximise the defect-class F1 on val), ``balanced`` (maximise the balanced
+    accuracy on val, i.e. Youden's J = defect recall + good recall - 1, which does not depend on
+    how many good and defect images val holds), ``good-recall`` (the lowest threshold
     whose val good recall is >= ``value``) or ``fixed`` (use ``value`` as the threshold)."""
 
     kind: str = "max-f1"
@@ -26,8 +28,8 @@ class ThresholdRule:
     def __post_init__(self) -> None:
         if self.kind not in RULES:
             raise ValueError(f"unknown threshold rule {self.kind!r}; expected one of {RULES}")
-        if self.kind == "max-f1" and self.value is not None:
-            raise ValueError("max-f1 takes no value")
+        if self.kind in ("max-f1", "balanced") and self.value is not None:
+            raise ValueError(f"{self.kind} takes no value")
         if self.kind == "good-recall" and (self.value is None or not 0.0 <= self.value <= 1.0):
             raise ValueError(f"good-recall needs a value in [0, 1], got {self.value}")
         if self.kind == "fixed" and (self.value is None or not math.isfinite(self.value)):
@@ -38,7 +40,8 @@ class ThresholdRule:
 
 
 def parse_threshold_rule(text: str) -> ThresholdRule:
-    """Parse ``"max-f1"``, ``"good-recall=0.95"`` or ``"fixed=0.5"`` (ValueError when malformed)."""
+    """Parse ``"max-f1"``, ``"balanced"``, ``"good-recall=0.95"`` or ``"fixed=0.5"`` (ValueError
+    when malformed)."""
     kind, sep, raw = text.strip().partition("=")
     if not sep:
         return ThresholdRule(kind)
@@ -73,6 +76,28 @@ def max_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
         f1 = 2 * tp / (int(flagged.sum()) + n_pos)
         if f1 > best_f1 + 1e-12:
             best_f1, best_i = f1, i
+    lower = distinct[best_i + 1] if best_i + 1 < len(distinct) else None
+    return float(distinct[best_i]) if lower is None else _between(float(lower), float(distinct[best_i]))
+
+
+def balanced_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Threshold maximising the balanced accuracy (defect recall + good recall) / 2 of
+    ``scores >= t`` on (labels, scores), i.e. Youden's J of the ROC curve.
+
+    labels: N ints (0 good, 1 defect), both classes present; scores: N floats. Unlike max-F1 the
+    choice does not lean on the class ratio of val (val carved from the train side is mostly good
+    images, while MVTec test sets are mostly defects). Ties go to the highest threshold.
+    """
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    distinct = np.unique(scores)[::-1]
+    n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
+    best_j, best_i = -2.0, 0
+    for i, cut in enumerate(distinct):
+        flagged = scores >= cut
+        j = np.sum(flagged & (labels == 1)) / n_pos - np.sum(flagged & (labels == 0)) / n_neg
+        if j > best_j + 1e-12:
+            best_j, best_i = float(j), i
     lower = distinct[best_i + 1] if best_i + 1 < len(distinct) else None
     return float(distinct[best_i]) if lower is None else _between(float(lower), float(distinct[best_i]))
 
@@ -113,5 +138,7 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, rule: ThresholdRule
             raise ValueError("good-recall needs good images in the validation split")
         return good_recall_threshold(labels, scores, float(rule.value))
     if not (np.any(labels == 0) and np.any(labels == 1)):
-        raise ValueError("max-f1 needs good and defective images in the validation split")
+        raise ValueError(f"{rule.kind} needs good and defective images in the validation split")
+    if rule.kind == "balanced":
+        return balanced_threshold(labels, scores)
     return max_f1_threshold(labels, scores)

@@ -165,3 +165,21 @@ def test_heatmap_overlay_colour_scale() -> None:
     np.testing.assert_array_equal(heatmap_overlay(image, amap, vmax=None)[10, 35], right)  # min..max scale
     with pytest.raises(ValueError, match="differs from image shape"):
         heatmap_overlay(image, amap[:10], vmax=1.0)
+
+
+def test_checkpoint_without_threshold_leaves_pred_empty(trained, test_images: Path, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    ckpt = torch.load(trained["autoencoder"], map_location="cpu", weights_only=False)
+    ckpt["threshold"] = float("nan")
+    weights = tmp_path / "no_threshold.pt"
+    torch.save(ckpt, weights)
+    with caplog.at_level(logging.WARNING):
+        out = predict_images(FolderPredictConfig(model="autoencoder", weights=str(weights), images=str(test_images),
+                                                 output=str(tmp_path / "p"), device="cpu", save_maps=False))
+    assert "holds no usable val threshold (nan): the pred column is left empty" in caplog.text
+    rows = _rows(out)
+    assert len(rows) == 13 and {r["pred"] for r in rows.values()} == {""}
+    assert json.loads((out / "prediction_meta.json").read_text())["threshold"] is None
+    assert len(list((out / "overlays").glob("*.png"))) == 13 and not (out / "anomaly_maps").exists()

@@ -235,7 +235,13 @@ def predict_images(config: FolderPredictConfig) -> Path:
     import torch
 
     from defectkit.datasets.io import read_image
-    from defectkit.fileio import atomic_write_json, atomic_write_text, ensure_dir, mark_complete, mark_incomplete
+    from defectkit.fileio import (
+        atomic_write_json,
+        atomic_write_text,
+        ensure_dir,
+        mark_complete,
+        mark_incomplete,
+    )
     from defectkit.finetune.common import resolve_device
     from defectkit.progress import progress
 

@@ -37,6 +37,7 @@ def _pipeline(tmp_path: Path, root: Path, categories, **extra) -> Path:
         "output": "out", "dataset": str(root), "categories": categories,
         "split": {"defects_to_train": 1, "val_fraction": 0.25},
         "convert": {"formats": ["coco"]},
+        "sam": {"model_type": "tiny", "epochs": 1, "train": "decoder", "batch_size": 1, "device": "cpu"},
         "classifier": {"arch": "resnet18", "weights": "none", **small},
         "autoencoder": {"arch": "conv", "width": 8, "latent": 8, **small},
         "eval": {"bootstrap": 0, "threshold": "good-recall=0.9"},
@@ -120,7 +121,7 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert "1 of 3 categories failed: bottle_b" in err
     root = tmp_path / "out"
     for c in ("bottle", "bottle_c"):  # each category has the whole single-category layout
-        for sub in ("split.json", "labels/coco/test.json", "runs/classifier/best.pt", "runs/autoencoder/best.pt",
+        for sub in ("split.json", "labels/coco/test.json", "runs/classifier/best.pt", "runs/sam/best.pt", "runs/autoencoder/best.pt",
                     "report/report.html", "pipeline.json"):
             assert (root / c / sub).exists(), (c, sub)
     assert not (root / "bottle_b" / "report").exists() and (root / "bottle_b" / "runs" / "classifier").is_dir()
@@ -128,30 +129,42 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert [r["category"] for r in table["categories"]] == list(CATEGORIES)
     assert [r["status"] for r in table["categories"]] == ["ok", "failed", "ok"]
     assert table["categories"][1]["stage"] == "autoencoder_train"
-    assert table["models"] == ["ResNet", "AutoEncoder"]
+    assert table["models"] == ["SAM (GT boxes)", "ResNet", "AutoEncoder"]
     reports = {c: _report(root, c) for c in ("bottle", "bottle_c")}
+    checked = 0
     for i, name in enumerate(table["models"]):
-        for key, field in (("image_auroc", "auroc"), ("accuracy", "accuracy"), ("defect_f1", "f1")):
-            values = [reports[c]["models"][i]["image"][field] for c in reports]
+        for key, block, field in (("image_auroc", "image", "auroc"), ("accuracy", "image", "accuracy"),
+                                  ("defect_f1", "image", "f1"), ("box_map50", "box", "AP50"),
+                                  ("mask_iou", "mask", "iou")):
+            values = [(reports[c]["models"][i][block] or {}).get(field) for c in reports]
             cell = table["mean"]["values"][name][key]
-            assert cell["n"] == sum(v is not None for v in values)
+            assert cell["n"] == sum(v is not None for v in values), (name, key)
             if cell["n"] == 2:
                 assert cell["mean"] == pytest.approx(np.mean(values))
-        assert table["mean"]["values"][name]["box_map50"] == {"mean": None, "n": 0}
+                checked += 1
+    assert checked >= 8  # image numbers of all three models, and SAM's mask IoU
+    assert table["mean"]["values"]["SAM (GT boxes)"]["mask_iou"]["n"] == 2
+    assert table["mean"]["values"]["ResNet"]["mask_iou"] == {"mean": None, "n": 0}  # no masks: N/A
     md = (root / "report" / "report.md").read_text()
-    assert "| bottle_b | failed | failed |" in md and "mean (2 of 3 categories)" in md
+    assert "| bottle_b | failed | failed | failed |" in md and "mean (2 of 3 categories)" in md
     assert "bottle_b" in (root / "report" / "report.html").read_text()
 
     monkeypatch.setattr(steps, "autoencoder_train", real)
     code, out, err = run_cli("run", p)
     assert code == 0, err
     lines = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith("bottle") and ": " in line)
-    assert lines["bottle"] == lines["bottle_c"] == "ran nothing; 8 skipped (up to date)"
-    assert lines["bottle_b"] == "ran autoencoder_train, autoencoder_predict, eval; 5 skipped (up to date)"
+    assert lines["bottle"] == lines["bottle_c"] == "ran nothing; 10 skipped (up to date)"
+    assert lines["bottle_b"] == "ran autoencoder_train, autoencoder_predict, eval; 7 skipped (up to date)"
     table = json.loads((root / "report" / "report.json").read_text())
     assert [r["status"] for r in table["categories"]] == ["ok"] * 3 and table["mean"]["n_ok"] == 3
-    auroc = [_report(root, c)["models"][0]["image"]["auroc"] for c in CATEGORIES]
+    auroc = [_report(root, c)["models"][1]["image"]["auroc"] for c in CATEGORIES]
     assert table["mean"]["values"]["ResNet"]["image_auroc"]["mean"] == pytest.approx(np.mean(auroc))
+    code, out, err = run_cli("run", p, "--only", "eval")  # --only applies to every category
+    assert code == 0, err
+    assert [line for line in out.splitlines() if line.startswith("bottle") and ": " in line] == [
+        f"{c}: ran eval; 0 skipped (up to date)" for c in CATEGORIES]
+    code, out, err = run_cli("run", p, "--from", "sam_trian")
+    assert code == 2 and out == "" and "--from sam_trian: unknown stage" in err
 
 
 def test_shipped_all_categories_config_loads() -> None:

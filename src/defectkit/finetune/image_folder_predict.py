@@ -104,7 +104,8 @@ def heatmap_overlay(image: np.ndarray, amap: np.ndarray, vmax: float | None, *, 
     """``image`` (HWC uint8 RGB) blended with ``amap`` (HxW float, same H and W) as a JET heatmap.
 
     The colour scale runs from blue at 0 to red at ``vmax`` (values above are red, below 0 blue);
-    ``vmax`` None or <= 0: the map's own min..max. ``caption`` is written in the top-left corner.
+    ``vmax`` None or <= 0: the map's own min..max. ``caption`` is written in the top-left corner
+    (on images of at least 128 px a side).
     Returns HWC uint8 RGB of the image's size.
     """
     import cv2
@@ -121,7 +122,7 @@ def heatmap_overlay(image: np.ndarray, amap: np.ndarray, vmax: float | None, *, 
         v = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     heat = cv2.cvtColor(cv2.applyColorMap(np.round(v * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     out = np.round(image.astype(np.float64) * (1 - alpha) + heat.astype(np.float64) * alpha).astype(np.uint8)
-    if caption:
+    if caption and min(image.shape[:2]) >= 128:  # on a smaller image the text would hide the map
         scale = max(0.3, min(image.shape[:2]) / 500.0)
         thick = max(1, round(scale * 2))
         org = (4, 4 + int(22 * scale))

@@ -147,7 +147,9 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert table["mean"]["values"]["ResNet"]["mask_iou"] == {"mean": None, "n": 0}  # no masks: N/A
     md = (root / "report" / "report.md").read_text()
     assert "| bottle_b | failed | failed | failed |" in md and "mean (2 of 3 categories)" in md
-    assert "bottle_b" in (root / "report" / "report.html").read_text()
+    assert "| [bottle](../bottle/report/report.md) | " in md
+    html = (root / "report" / "report.html").read_text()
+    assert '<a href="../bottle_c/report/report.html">bottle_c</a>' in html and "<td>bottle_b</td>" in html
 
     monkeypatch.setattr(steps, "autoencoder_train", real)
     code, out, err = run_cli("run", p)

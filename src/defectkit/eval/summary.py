@@ -131,8 +131,11 @@ def _intro(table: Mapping[str, Any]) -> list[str]:
 def summary_markdown(table: Mapping[str, Any]) -> str:
     """report.md of the cross-category report."""
     lines = ["# Defect inspection report: all categories", "", *_intro(table), ""]
+    linked = {r["category"] for r in table["categories"] if r["status"] == "ok"}
     for key, label in ((m["key"], m["label"]) for m in table["metrics"]):
-        lines += [f"## {label} (test split)", "", md_table(*metric_rows(table, key))]
+        header, rows = metric_rows(table, key)
+        rows = [[f"[{r[0]}](../{r[0]}/report/report.md)" if r[0] in linked else r[0], *r[1:]] for r in rows]
+        lines += [f"## {label} (test split)", "", md_table(header, rows)]
     header, rows = failure_rows(table)
     if rows:
         lines += ["## Failures", "", md_table(header, rows)]
@@ -145,7 +148,9 @@ def summary_html(table: Mapping[str, Any]) -> str:
 
     parts = ["<h1>Defect inspection report: all categories</h1><ul>"]
     parts += [f"<li>{escape(x[2:]).replace('`', '')}</li>" for x in _intro(table)]
-    parts.append("</ul>")
+    links = [f'<a href="../{escape(r["category"])}/report/report.html">{escape(r["category"])}</a>'
+             for r in table["categories"] if r["status"] == "ok"]
+    parts.append(f"<li>per-category reports: {', '.join(links) or 'none'}</li></ul>")
     for m in table["metrics"]:
         parts += [f"<h2>{escape(m['label'])} (test split)</h2>", html_table(*metric_rows(table, m["key"]))]
     header, rows = failure_rows(table)

@@ -202,8 +202,8 @@ def _score_batch(model: _Model, x):
         return reduce_maps(maps, spec["reduction"]).float().cpu().tolist(), maps
 
 
-def _write_maps(config: FolderPredictConfig, model: _Model, threshold: float | None,
-                items: list[tuple[Path, np.ndarray]], maps, scores: list[float]) -> None:
+def _write_maps(config: FolderPredictConfig, threshold: float | None, items: list[tuple[Path, np.ndarray]],
+                maps, scores: list[float]) -> None:
     """anomaly_maps/<stem>.npy and overlays/<stem>.png of one batch, each at its image's own size."""
     import torch.nn.functional as F
 
@@ -239,6 +239,7 @@ def predict_images(config: FolderPredictConfig) -> Path:
     from defectkit.fileio import (
         atomic_write_json,
         atomic_write_text,
+        check_output_dir,
         ensure_dir,
         mark_complete,
         mark_incomplete,
@@ -246,6 +247,7 @@ def predict_images(config: FolderPredictConfig) -> Path:
     from defectkit.finetune.common import resolve_device
     from defectkit.progress import progress
 
+    check_output_dir(config.output)  # a bad -o is reported before the work, not after it
     files = list_images(config.images)
     model = _load(config)
     device = resolve_device(config.device)
@@ -269,7 +271,7 @@ def predict_images(config: FolderPredictConfig) -> Path:
         x = torch.stack([to_input(img, size, model.normalize) for _, img in items]).to(device)
         scores, maps = _score_batch(model, x)
         if maps is not None and (config.save_maps or config.overlays):
-            _write_maps(config, model, threshold, items, maps, scores)
+            _write_maps(config, threshold, items, maps, scores)
         rows += [(p.stem, p.name, s) for (p, _), s in zip(items, scores, strict=True)]
     if not rows:
         raise InputError(f"--images {config.images}: none of the {len(files)} image file(s) could be read")

@@ -5,7 +5,7 @@ Reads every image file directly in DIR (sorted by name; extensions as in
 output folder:
 
 - ``image_scores.csv``: ``image,file,score,pred`` (``image``: the file's stem, the name of its map
-  and overlay; ``file``: its name in DIR; ``pred``: 1 when score >= the checkpoint's val threshold,
+  and overlay; ``file``: its name in DIR; ``pred``: 1 when score >= the threshold saved in the checkpoint,
   empty when the checkpoint holds no usable threshold), sorted by ``image``;
 - ``prediction_meta.json``: weights, threshold, source folder, counts, skipped files, model spec;
 - AutoEncoder only: ``anomaly_maps/<image>.npy`` (float32 HxW at the image's own size, the same

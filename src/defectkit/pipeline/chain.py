@@ -30,7 +30,9 @@ class PipelineConfig:
     ``{"clip_weights": PATH}`` (real CLIP ViT-B/32 text features) or ``{"random_seed": S}``
     (seeded random vectors: a stand-in that makes YOLO-World a closed-set detector). ``device``: the
     device of every model section (and CLIP) that sets none itself, in the form its library takes
-    (``cuda:1`` becomes ``1`` for ultralytics, ``0`` becomes ``cuda:0`` for torch)."""
+    (``cuda:1`` becomes ``1`` for ultralytics, ``0`` becomes ``cuda:0`` for torch).
+    ``categories``: ``"all"`` or a list of names: ``dataset`` is then an MVTec root and each category
+    runs the whole chain into ``output/<category>/`` (:mod:`defectkit.pipeline.multi`)."""
 
     output: str
     dataset: str | None = None
@@ -46,10 +48,15 @@ class PipelineConfig:
     autoencoder: dict[str, Any] | None = None
     eval: dict[str, Any] = field(default_factory=dict)
     device: str | None = None
+    categories: str | list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.dataset is None and self.synth is None:
             raise ValueError("dataset: give the category folder (or a synth section)")
+        if self.categories is not None:
+            from defectkit.pipeline.multi import check_categories_field
+
+            check_categories_field(self)
         if self.device is not None:
             self._inherit_device(str(self.device))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +114,13 @@ def _devices(cfg: PipelineConfig, stage: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None,
-                 only: str | None = None) -> list[StageResult]:
-    """Run the chain into ``cfg.output`` (stages whose inputs and settings are unchanged are skipped)."""
+def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None, only: str | None = None,
+                 on_stage: Callable[[str], Any] | None = None) -> list[StageResult]:
+    """Run the chain into ``cfg.output`` (stages whose inputs and settings are unchanged are skipped);
+    ``on_stage(name)`` is called before each stage runs."""
     ensure_dir(cfg.out)
     stages = build_stages(cfg)
-    results = run_stages(stages, cfg.out / ".stages", from_stage=from_stage, only=only)
+    results = run_stages(stages, cfg.out / ".stages", from_stage=from_stage, only=only, on_stage=on_stage)
     atomic_write_json(cfg.out / "pipeline.json", {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "stages": [{"name": r.name, "status": r.status, "seconds": round(r.seconds, 1)} for r in results],

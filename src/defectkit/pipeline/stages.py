@@ -117,11 +117,12 @@ def check_stages(stages: Sequence[Stage]) -> None:
 
 
 def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | None = None,
-               only: str | None = None) -> list[StageResult]:
+               only: str | None = None, on_stage: Callable[[str], Any] | None = None) -> list[StageResult]:
     """Run ``stages`` in order, skipping up-to-date ones.
 
     from_stage: force this stage and every later one to run (earlier ones are skipped if up to date);
-    only: run just this stage (its upstream outputs must exist).
+    only: run just this stage (its upstream outputs must exist);
+    on_stage: called with a stage's name just before it runs (so a caller can tell which one failed).
     """
     names = [s.name for s in stages]
     for flag, value in (("--from", from_stage), ("--only", only)):
@@ -146,6 +147,8 @@ def run_stages(stages: Sequence[Stage], state_dir: Path, *, from_stage: str | No
             results.append(StageResult(stage.name, "skipped", 0.0))
             continue
         log.info("stage %s: running", stage.name)
+        if on_stage is not None:
+            on_stage(stage.name)
         stamp.unlink(missing_ok=True)  # a stage killed while running is never "up to date" later
         start = time.perf_counter()
         stage.run()

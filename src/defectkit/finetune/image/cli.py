@@ -149,6 +149,11 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--split", default="", metavar="SPLIT_JSON", help="default: the one the model was trained on"
         )
+        p.add_argument(
+            "--images", metavar="DIR", help="instead of a split: score every image in DIR (unlabelled), "
+            "decided at the checkpoint's val threshold"
+            + ("; writes anomaly maps and heatmap overlays too" if name == "autoencoder" else "")
+        )
         p.add_argument("--splits", nargs="+", default=["val", "test"], choices=("train", "val", "test"))
         p.add_argument("--batch-size", type=int, default=16)
         p.add_argument("--device", default=None)
@@ -201,7 +206,8 @@ def _predict(args: argparse.Namespace) -> int:
     from defectkit.weights.registry import require_weights
 
     require_weights(args.weights, "checkpoint")  # before torch is imported
-
+    if args.images:
+        return _predict_images(args)
     config = make_config(
         ImagePredictConfig,
         f"predict {args.model_name}",
@@ -219,4 +225,20 @@ def _predict(args: argparse.Namespace) -> int:
         from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
     out = predict(config)
     print(f"wrote {out / 'image_scores.csv'}")
+    return 0
+
+
+def _predict_images(args: argparse.Namespace) -> int:
+    """``predict classifier|autoencoder --images DIR`` (defectkit.finetune.image_folder_predict)."""
+    from defectkit.errors import InputError, make_config
+    from defectkit.finetune.image_folder_predict import FolderPredictConfig, predict_images
+
+    if args.split:
+        raise InputError("--images and --split: give one (a folder of new images, or a split manifest)")
+    config = make_config(FolderPredictConfig, f"predict {args.model_name}", model=args.model_name,
+                         weights=args.weights, images=args.images, output=args.output,
+                         batch_size=args.batch_size, device=args.device,
+                         save_maps=not getattr(args, "no_maps", False))
+    out = predict_images(config)
+    print(f"wrote {out / 'image_scores.csv'}" + (" and overlays/" if args.model_name == "autoencoder" else ""))
     return 0

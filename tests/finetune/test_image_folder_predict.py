@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from defectkit.errors import InputError
-from defectkit.finetune.image_folder_predict import (
+from defectkit.finetune.image.folder_predict import (
     FolderPredictConfig,
     format_folder_scores,
     heatmap_overlay,
@@ -30,9 +30,9 @@ def trained(tiny_split: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """best.pt of a tiny classifier and a tiny AutoEncoder trained on ``tiny_split``."""
     import torch
 
-    from defectkit.finetune.autoencoder import train_autoencoder
-    from defectkit.finetune.classifier import train_classifier
-    from defectkit.finetune.image_config import AutoencoderConfig, ClassifierConfig
+    from defectkit.finetune.image.autoencoder import train_autoencoder
+    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
 
     base = tmp_path_factory.mktemp("folder_runs")
     n = torch.get_num_threads()
@@ -67,12 +67,12 @@ def _rows(folder: Path) -> dict[str, dict[str, str]]:
 
 
 def _split_predictions(model: str, weights: Path, split: Path, out: Path) -> Path:
-    from defectkit.finetune.image_config import ImagePredictConfig
+    from defectkit.finetune.image.config import ImagePredictConfig
 
     if model == "classifier":
-        from defectkit.finetune.classifier import predict_classifier as predict
+        from defectkit.finetune.image.classifier import predict_classifier as predict
     else:
-        from defectkit.finetune.autoencoder import predict_autoencoder as predict
+        from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
     return predict(ImagePredictConfig(weights=str(weights), output=str(out), split=str(split), splits=("test",),
                                       device="cpu"))
 

@@ -14,12 +14,13 @@ from defectkit.eval.summary import SUMMARY_METRICS, metric_rows, summary_markdow
 from defectkit.pipeline.run import load_pipeline_yaml
 
 REPO = Path(__file__).resolve().parents[2]
-CATEGORIES = ("bottle", "bottle_b", "bottle_c")
+CATEGORIES = ("bottle", "bottle_b", "tile")
 
 
 @pytest.fixture(scope="module")
 def mvtec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three tiny synthetic categories side by side, like an MVTec AD root (read-only!)."""
+    """Three tiny synthetic categories side by side, like an MVTec AD root (read-only!): two
+    bottle-like objects and the tile texture."""
     from defectkit.datasets.synth import SynthConfig, generate_synthetic
 
     root = tmp_path_factory.mktemp("mvtec_root")
@@ -82,11 +83,11 @@ def test_categories_key_is_checked(tmp_path: Path, mvtec_root: Path, run_cli) ->
 
     cfg = load_pipeline_yaml(_pipeline(tmp_path, mvtec_root, "all"))
     assert resolve_categories(cfg) == CATEGORIES  # license.txt is not a category
-    cfg = load_pipeline_yaml(_pipeline(tmp_path, mvtec_root, ["bottle_c", "bottle"]))
-    assert resolve_categories(cfg) == ("bottle", "bottle_c")
+    cfg = load_pipeline_yaml(_pipeline(tmp_path, mvtec_root, ["tile", "bottle"]))
+    assert resolve_categories(cfg) == ("bottle", "tile")
     code, out, err = run_cli("run", _pipeline(tmp_path, mvtec_root, ["bottle", "cable", "screw"]))
     assert code == 2 and out == ""
-    assert f"categories: ['cable', 'screw'] not in {mvtec_root} (available: bottle, bottle_b, bottle_c)" in err
+    assert f"categories: ['cable', 'screw'] not in {mvtec_root} (available: bottle, bottle_b, tile)" in err
     assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match="categories: expected `all` or a list"):
         load_pipeline_yaml(_pipeline(tmp_path, mvtec_root, "every"))
@@ -120,7 +121,7 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert "category bottle_b: stage autoencoder_train failed" in err
     assert "1 of 3 categories failed: bottle_b" in err
     root = tmp_path / "out"
-    for c in ("bottle", "bottle_c"):  # each category has the whole single-category layout
+    for c in ("bottle", "tile"):  # each category has the whole single-category layout
         for sub in ("split.json", "labels/coco/test.json", "runs/classifier/best.pt", "runs/sam/best.pt", "runs/autoencoder/best.pt",
                     "report/report.html", "pipeline.json"):
             assert (root / c / sub).exists(), (c, sub)
@@ -130,7 +131,7 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert [r["status"] for r in table["categories"]] == ["ok", "failed", "ok"]
     assert table["categories"][1]["stage"] == "autoencoder_train"
     assert table["models"] == ["SAM (GT boxes)", "ResNet", "AutoEncoder"]
-    reports = {c: _report(root, c) for c in ("bottle", "bottle_c")}
+    reports = {c: _report(root, c) for c in ("bottle", "tile")}
     checked = 0
     for i, name in enumerate(table["models"]):
         for key, block, field in (("image_auroc", "image", "auroc"), ("accuracy", "image", "accuracy"),
@@ -149,13 +150,13 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert "| bottle_b | failed | failed | failed |" in md and "mean (2 of 3 categories)" in md
     assert "| [bottle](../bottle/report/report.md) | " in md
     html = (root / "report" / "report.html").read_text()
-    assert '<a href="../bottle_c/report/report.html">bottle_c</a>' in html and "<td>bottle_b</td>" in html
+    assert '<a href="../tile/report/report.html">tile</a>' in html and "<td>bottle_b</td>" in html
 
     monkeypatch.setattr(steps, "autoencoder_train", real)
     code, out, err = run_cli("run", p)
     assert code == 0, err
-    lines = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith("bottle") and ": " in line)
-    assert lines["bottle"] == lines["bottle_c"] == "ran nothing; 10 skipped (up to date)"
+    lines = dict(line.split(": ", 1) for line in out.splitlines() if line.startswith(CATEGORIES) and ": " in line)
+    assert lines["bottle"] == lines["tile"] == "ran nothing; 10 skipped (up to date)"
     assert lines["bottle_b"] == "ran autoencoder_train, autoencoder_predict, eval; 7 skipped (up to date)"
     table = json.loads((root / "report" / "report.json").read_text())
     assert [r["status"] for r in table["categories"]] == ["ok"] * 3 and table["mean"]["n_ok"] == 3
@@ -163,7 +164,7 @@ def test_three_categories_one_failing_then_rerun(run_cli, mvtec_root: Path, tmp_
     assert table["mean"]["values"]["ResNet"]["image_auroc"]["mean"] == pytest.approx(np.mean(auroc))
     code, out, err = run_cli("run", p, "--only", "eval")  # --only applies to every category
     assert code == 0, err
-    assert [line for line in out.splitlines() if line.startswith("bottle") and ": " in line] == [
+    assert [line for line in out.splitlines() if line.startswith(CATEGORIES) and ": " in line] == [
         f"{c}: ran eval; 0 skipped (up to date)" for c in CATEGORIES]
     code, out, err = run_cli("run", p, "--from", "sam_trian")
     assert code == 2 and out == "" and "--from sam_trian: unknown stage" in err

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _paste(args: argparse.Namespace) -> int:
     from defectkit.datasets.paste import PasteConfig, paste_split
-    from defectkit.runtime import make_config
     from defectkit.fileio import require_file
+    from defectkit.runtime import make_config
 
     require_file(args.split, "split manifest")
     cfg = make_config(

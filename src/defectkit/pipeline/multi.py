@@ -46,16 +46,20 @@ def check_categories_field(cfg: PipelineConfig) -> None:
 
 
 def root_categories(root: Path) -> tuple[str, ...]:
-    """Sorted names of the category folders (with ``train/`` or ``test/``) directly under ``root``."""
+    """Sorted names of the category folders directly under ``root`` (MVTec AD / MVTec AD 2: a
+    folder with ``train/`` or ``test/``; VisA: an object folder with ``Data/`` beside ``split_csv/``)."""
+    from defectkit.datasets.layouts import detect_layout
+
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found")
-    if (root / "train").is_dir() or (root / "test").is_dir():
-        raise InputError(f"{root}: is one category folder; with `categories:` give the MVTec root that holds "
+    if (root / "train").is_dir() or (root / "test").is_dir() or (root / "Data").is_dir():
+        raise InputError(f"{root}: is one category folder; with `categories:` give the dataset root that holds "
                          "the category folders (or drop `categories:` to run this category alone)")
-    names = tuple(sorted(p.name for p in root.iterdir()
-                         if p.is_dir() and ((p / "train").is_dir() or (p / "test").is_dir())))
+    marker = "Data" if detect_layout(root) == "visa" else None
+    names = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and (
+        (p / marker).is_dir() if marker else ((p / "train").is_dir() or (p / "test").is_dir()))))
     if not names:
-        raise InputError(f"{root}: no category folder (with train/ or test/) in this MVTec root")
+        raise InputError(f"{root}: no category folder (with train/ or test/, or a VisA object with Data/) here")
     return names
 
 

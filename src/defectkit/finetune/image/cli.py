@@ -229,9 +229,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_images(args: argparse.Namespace) -> int:
-    """``predict classifier|autoencoder --images DIR`` (defectkit.finetune.image_folder_predict)."""
+    """``predict classifier|autoencoder --images DIR`` (defectkit.finetune.image.folder_predict)."""
     from defectkit.errors import InputError, make_config
-    from defectkit.finetune.image_folder_predict import FolderPredictConfig, predict_images
+    from defectkit.finetune.image.folder_predict import FolderPredictConfig, predict_images
 
     if args.split:
         raise InputError("--images and --split: give one (a folder of new images, or a split manifest)")

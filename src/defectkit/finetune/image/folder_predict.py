@@ -169,12 +169,12 @@ class _Model:
 
 def _load(config: FolderPredictConfig) -> _Model:
     if config.model == "classifier":
-        from defectkit.finetune.classifier import KIND, display_name, load_classifier
+        from defectkit.finetune.image.classifier import KIND, display_name, load_classifier
 
         net, ckpt = load_classifier(config.weights)
         return _Model(net, ckpt, display_name(ckpt["model_spec"], ckpt["config"]), KIND,
                       ckpt["model_spec"]["normalize"], "1 - p(good)")
-    from defectkit.finetune.autoencoder import KIND, load_autoencoder
+    from defectkit.finetune.image.autoencoder import KIND, load_autoencoder
 
     net, ckpt = load_autoencoder(config.weights)
     spec = ckpt["model_spec"]
@@ -192,10 +192,10 @@ def _score_batch(model: _Model, x):
     with torch.no_grad():
         out = model.net(x)
         if model.kind == "classifier":
-            from defectkit.finetune.classifier import defect_score
+            from defectkit.finetune.image.classifier import defect_score
 
             return defect_score(out).float().cpu().tolist(), None
-        from defectkit.finetune.autoencoder import anomaly_maps, reduce_maps
+        from defectkit.finetune.image.autoencoder import anomaly_maps, reduce_maps
 
         spec = model.ckpt["model_spec"]
         maps = anomaly_maps(out, x, loss=spec["loss"], sigma=spec["smooth_sigma"], stats=model.stats)
@@ -208,7 +208,7 @@ def _write_maps(config: FolderPredictConfig, threshold: float | None, items: lis
     import torch.nn.functional as F
 
     from defectkit.fileio import ensure_dir
-    from defectkit.finetune.image_predict import write_anomaly_map
+    from defectkit.predictions import write_anomaly_map
 
     for (path, image), m, s in zip(items, maps, scores, strict=True):
         h, w = image.shape[:2]
@@ -244,8 +244,8 @@ def predict_images(config: FolderPredictConfig) -> Path:
         mark_complete,
         mark_incomplete,
     )
-    from defectkit.finetune.common import resolve_device
     from defectkit.progress import progress
+    from defectkit.runtime import resolve_device
 
     check_output_dir(config.output)  # a bad -o is reported before the work, not after it
     files = list_images(config.images)

@@ -207,3 +207,10 @@ def test_error_exits(run_cli, tiny_split: Path, tmp_path: Path, monkeypatch: pyt
     assert code == 2 and "missing.pt: checkpoint not found" in err
     code, _, err = run_cli("finetune", "classifier", "--resume", tmp_path / "nothing")
     assert code == 2 and "no such run folder" in err
+
+
+def test_autoencoder_threshold_flag_reaches_the_config() -> None:
+    config, _ = _resolve("autoencoder", "--split", "s.json", "-o", "r")
+    assert config.threshold == "balanced"
+    config, _ = _resolve("autoencoder", "--split", "s.json", "-o", "r", "--threshold", "good-recall=0.9")
+    assert config.threshold == "good-recall=0.9"

@@ -137,6 +137,24 @@ def test_autoencoder_shapes_and_reductions() -> None:
     assert fn(np.array([0.1, 0.9]), np.array([0, 1])) == pytest.approx(0.5)
 
 
+def test_autoencoder_threshold_rule_is_evals_and_balanced_by_default() -> None:
+    from defectkit.eval.thresholds import ThresholdRule, choose_threshold
+    from defectkit.finetune.image.autoencoder import make_threshold_fn
+    from defectkit.finetune.image.config import AutoencoderConfig
+
+    cfg = AutoencoderConfig(split="-", output="-")
+    assert cfg.threshold == "balanced" and cfg.good_percentile == 95.0
+    # a val of mostly good images with a tail, and one weak defect among three
+    labels = np.array([0] * 54 + [1] * 3)
+    scores = np.concatenate([np.linspace(1.0, 3.0, 49), [3.2, 3.5, 3.8, 4.4, 4.7], [3.13, 5.76, 5.84]])
+    fn = make_threshold_fn(cfg.good_percentile, cfg.threshold)
+    assert fn(scores, labels) == choose_threshold(labels, scores, ThresholdRule("balanced")) < 3.13
+    assert make_threshold_fn(95.0, "max-f1")(scores, labels) > 4.7
+    assert make_threshold_fn(95.0, "fixed=2.5")(scores, labels) == 2.5
+    with pytest.raises(ValueError, match="threshold 'max-f2'"):
+        AutoencoderConfig(split="-", output="-", threshold="max-f2")
+
+
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 def test_ssim_autoencoder_bottleneck_and_shapes(size: int) -> None:
     from defectkit.finetune.image.autoencoder_model import SSIMAutoEncoder, bergmann_layers

@@ -2,9 +2,9 @@
 
 Anomaly map = per-pixel reconstruction error (L2 and/or 1-SSIM, the training loss's error),
 Gaussian-smoothed; image score = a reduction of the smoothed map (the mean of its top 1 % by
-default). The networks are in autoencoder_model. The decision
-threshold is chosen on val (max defect F1; the ``good_percentile`` of val-good scores when val has
-no defect image) and stored in every checkpoint.
+default). The networks are in autoencoder_model. The decision threshold is chosen on val
+(``config.threshold``, balanced accuracy by default; the ``good_percentile`` of val-good scores
+when val has no defect image) and stored in every checkpoint.
 """
 
 from __future__ import annotations
@@ -92,13 +92,17 @@ def good_map_stats(model: nn.Module, loader, spec: dict[str, Any], device) -> di
     return {"mean": mean.float().cpu(), "std": std.float().cpu()}
 
 
-def make_threshold_fn(good_percentile: float):
-    """Val threshold: max F1 when val holds both classes, else a percentile of the good scores."""
-    from defectkit.finetune.image.metrics import good_percentile_threshold, val_threshold
+def make_threshold_fn(good_percentile: float, rule: str = "max-f1"):
+    """Val threshold: eval's ``rule`` (:mod:`defectkit.eval.thresholds`) when val holds both
+    classes (a ``fixed=T`` rule always), else the ``good_percentile`` of the good scores."""
+    from defectkit.eval.thresholds import choose_threshold, parse_threshold_rule
+    from defectkit.finetune.image.metrics import good_percentile_threshold
+
+    parsed = parse_threshold_rule(rule)
 
     def fn(scores: np.ndarray, labels: np.ndarray) -> float:
-        if (labels == 1).any() and (labels == 0).any():
-            return val_threshold(labels, scores)
+        if parsed.kind == "fixed" or ((labels == 1).any() and (labels == 0).any()):
+            return choose_threshold(labels, scores, parsed)
         if (labels == 0).any():
             return good_percentile_threshold(scores[labels == 0], good_percentile)
         return float("nan")
@@ -137,7 +141,7 @@ def _meta(config: AutoencoderConfig, manifest) -> dict[str, Any]:
             "normalize_map": config.normalize_map,
         },
         "threshold": float("nan"),
-        "threshold_method": f"max-f1 on val (else {config.good_percentile:g}th percentile of val good)",
+        "threshold_method": f"{config.threshold} on val (else {config.good_percentile:g}th percentile of val good)",
     }
 
 
@@ -175,7 +179,7 @@ def _fit_setup(config: AutoencoderConfig, manifest, dinfo, device):
         epochs=epochs,
         run_dir=Path(config.output),
         score_fn=make_score_fn(config.loss, config.smooth_sigma, config.reduction),
-        threshold_fn=make_threshold_fn(config.good_percentile),
+        threshold_fn=make_threshold_fn(config.good_percentile, config.threshold),
         select=config.select,
         patience=config.patience,
         target_key="image",
@@ -207,7 +211,7 @@ def calibrate_checkpoint(path: Path, config: AutoencoderConfig, manifest, device
     score = make_score_fn(spec["loss"], spec["smooth_sigma"], spec["reduction"], stats)
     ev = evaluate(model, ReconstructionLoss(spec["loss"]), val, device, score, target_key="image")
     ckpt["map_stats"] = stats
-    ckpt["threshold"] = make_threshold_fn(config.good_percentile)(ev.scores, ev.labels)
+    ckpt["threshold"] = make_threshold_fn(config.good_percentile, config.threshold)(ev.scores, ev.labels)
     save_checkpoint(ckpt, path)
     log.info("%s: error maps standardised by %d good images; val threshold %.4g", path, len(good), ckpt["threshold"])
 

@@ -132,7 +132,12 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         default=_S,
         help="standardise each map pixel by the train-good images' errors there (default on)",
     )
-    g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect")
+    g.add_argument(
+        "--threshold", metavar="RULE",
+        help="val threshold saved for predictions: balanced (default: max balanced accuracy), max-f1, "
+        "good-recall=R or fixed=T",
+    )
+    g.add_argument("--good-percentile", type=float, help="threshold percentile when val has no defect (default 95)")
     g.add_argument("--select", choices=("auroc", "loss"), help="val metric for best.pt and early stopping")
     p.set_defaults(func=_train, model_name="autoencoder", config_class="defectkit.finetune.image.config:AutoencoderConfig")
 

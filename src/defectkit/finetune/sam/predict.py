@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +18,15 @@ from defectkit.fileio import (
     read_json,
 )
 
+if TYPE_CHECKING:  # annotations only
+    from segment_anything.modeling import Sam
+    from torch import Tensor
+
 log = logging.getLogger(__name__)
 
 
 def predict_masks(
-    sam, image: np.ndarray, boxes_xyxy: np.ndarray, *, multimask: bool = False, embedding=None
+    sam: Sam, image: np.ndarray, boxes_xyxy: np.ndarray, *, multimask: bool = False, embedding: Tensor | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment the objects in ``boxes_xyxy`` (Nx4 float XYXY pixels) of ``image`` (HWC uint8 RGB).
 

@@ -76,3 +76,30 @@ def test_the_docs_table_lists_every_alias() -> None:
         row = next(line for line in table.splitlines() if line.startswith("|") and f"`{new}" in line
                    and any(f"`{o}`" in line for o in olds))
         assert all(f"`{o}`" in row for o in olds)
+
+
+def test_finetune_sam_resume_run_dir_continues_a_killed_run(run_cli, tiny_dataset, tiny_split, tmp_path, monkeypatch):
+    import csv
+
+    from sam_helpers import convert_coco
+
+    from defectkit.finetune.sam import engine as sam_engine
+
+    coco = convert_coco(tiny_dataset, tiny_split, tmp_path / "labels")
+    run = tmp_path / "run"
+    real, calls = sam_engine.train_one_epoch, []
+
+    def killed_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sam_engine, "train_one_epoch", killed_in_epoch_2)
+    code, _, _ = run_cli("finetune", "sam", "--coco", coco["train"], "--epochs", "2", "--batch-size", "2", "-o", run)
+    assert code == 130  # interrupted after epoch 1
+    monkeypatch.setattr(sam_engine, "train_one_epoch", real)
+    code, _, err = run_cli("finetune", "sam", "--resume", run, "--device", "cpu")
+    assert code == 0, err
+    with open(run / "metrics.csv", newline="") as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["1", "2"]

@@ -87,7 +87,6 @@ def bench_vit_b(out: Path, n_images: int, cached_epochs: int = 5) -> dict:
     ``SamTrainConfig.batch_size`` images (one optimiser step each), each image's instances in one
     decoder call.
     """
-    import functools
     import statistics
 
     import numpy as np
@@ -122,29 +121,14 @@ def bench_vit_b(out: Path, n_images: int, cached_epochs: int = 5) -> dict:
     def encoder_in_loop(sample, train):  # the encoder is frozen (no_grad), it just runs every epoch
         return in_loop(sample, train=False)
 
-    def epoch(embed) -> tuple[float, float]:
-        return _timed(
-            lambda: eng.train_one_epoch(
-                sam,
-                opt,
-                sched,
-                samples,
-                targets,
-                embed,
-                prompts=eng.PromptConfig(),
-                rng=np.random.default_rng(0),
-                batch_size=SamTrainConfig.batch_size,  # the CLI's default
-                device=device,
-                params=params,
-                image_size=1024,
-            )
-        )
+    optim, data = eng.Optimisation(opt, sched, params), eng.TrainData(samples, targets)
+
+    def epoch(embed, fast: bool = True) -> tuple[float, float]:
+        cfg = eng.EpochConfig(batch_size=SamTrainConfig.batch_size, image_size=1024, fast=fast)  # CLI default
+        return _timed(lambda: eng.train_one_epoch(sam, optim, data, embed, cfg, np.random.default_rng(0)))
 
     def median(runs) -> tuple[float, float]:
         return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-
-    def median_epochs(embed) -> tuple[float, float]:
-        return median([epoch(embed) for _ in range(cached_epochs)])
 
     sam.mask_decoder.train()
     fill = epoch(frozen)  # cold cache: encodes once per image and stores
@@ -153,12 +137,8 @@ def bench_vit_b(out: Path, n_images: int, cached_epochs: int = 5) -> dict:
     before = [epoch(frozen) for _ in range(cached_epochs)]
     loop = epoch(encoder_in_loop)
     cached = median(before + [epoch(frozen) for _ in range(cached_epochs)])
-    fast_decode = eng.decode
-    eng.decode = functools.partial(fast_decode, fast=False)  # reference: segment-anything's forward
-    try:
-        cached_lib = median_epochs(frozen)
-    finally:
-        eng.decode = fast_decode
+    # reference: segment-anything's MaskDecoder.forward and get_dense_pe (cpu_fast_path off)
+    cached_lib = median([epoch(frozen, fast=False) for _ in range(cached_epochs)])
     return {
         "images": len(samples),
         "instances_per_image": [len(s.boxes) for s in samples],

@@ -117,3 +117,17 @@ def test_no_module_over_the_size_limit() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert {k: v for k, v in too_long.items() if k not in LONG_FILES} == {}
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_long_functions_state_why_in_their_docstring() -> None:
+    unexplained = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES and "long on purpose" not in (ast.get_docstring(node) or "").lower():
+                    unexplained.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({lines} lines)")
+    assert unexplained == []

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 from defectkit import __version__
 from defectkit.errors import DefectkitError, InputError, OutputError, describe_os_error, os_error_in
-from defectkit.runtime import setup_logging
+from defectkit.runtime import setup_logging, setup_output  # noqa: F401  (setup_logging: re-exported)
 
 log = logging.getLogger("defectkit")
 
@@ -121,11 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    setup_logging(args.verbose - args.quiet)
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations' import-time version check
-    from defectkit.progress import set_progress_enabled
-
-    set_progress_enabled(False if args.quiet else None)
+    setup_output(args.verbose - args.quiet, quiet=bool(args.quiet))
     try:
         return int(args.func(args) or 0)
     except (InputError, OutputError) as exc:

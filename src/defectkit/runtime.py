@@ -70,6 +70,17 @@ def setup_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def setup_output(verbosity: int, *, quiet: bool = False) -> None:
+    """The CLI's output set-up, once per command: log level (:func:`setup_logging`), progress bars
+    (off with ``-q``, else shown on a terminal) and albumentations' import-time version check off
+    (it would ask the package index)."""
+    from defectkit.progress import set_progress_enabled
+
+    setup_logging(verbosity)
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    set_progress_enabled(False if quiet else None)
+
+
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     """Seed python, numpy and torch (CPU and CUDA); optionally ask torch for deterministic kernels."""
     import numpy as np

@@ -233,9 +233,10 @@ def _one_epoch_with_scaler(init_scale: float):
     emb = torch.randn(1, 64, 32, 32)
     before = [p.detach().clone() for p in params]
     stats = sam_engine.train_one_epoch(
-        sam, optimizer, scheduler, [sample], sam_engine.lowres_targets([sample], 256, 128),
-        lambda s, train: emb, prompts=sam_engine.PromptConfig(), rng=np.random.default_rng(0),
-        batch_size=1, device=device, params=params, scaler=scaler, image_size=256,
+        sam, sam_engine.Optimisation(optimizer, scheduler, params, scaler=scaler),
+        sam_engine.TrainData([sample], sam_engine.lowres_targets([sample], 256, 128)),
+        lambda s, train: emb, sam_engine.EpochConfig(sam_engine.PromptConfig(), batch_size=1, image_size=256),
+        np.random.default_rng(0),
     )  # fmt: skip
     changed = any(not torch.equal(a, p) for a, p in zip(before, params, strict=True))
     return stats, changed, scaler.get_scale()

@@ -251,7 +251,6 @@ def run_auto(cfg: AutoConfig) -> dict:
     Masks live one image at a time; only instances (RLE + polygons) are kept across images.
     Returns a summary: images, instances (COCO annotations), boxes, kept, dropped_no_mask, dropped_small.
     """
-    from defectkit.converters.coco import build_coco
     from defectkit.datasets.io import read_image
 
     root = Path(cfg.images)
@@ -284,17 +283,8 @@ def run_auto(cfg: AutoConfig) -> dict:
         records.append(record)
         annotations += anns
         results += box_results(image_id, boxes)
-    coco = build_coco(
-        records,
-        annotations,
-        categories,
-        info={"dataset": str(root.resolve()), "description": "defectkit annotate auto labels"},
-    )
     atomic_write_json(out / "boxes.json", results)
-    if "coco" in cfg.formats:
-        atomic_write_json(out / "coco.json", coco)
-    if "yolo" in cfg.formats:
-        _write_yolo(out / "yolo", root, records, labels, categories)
+    _write_labels(cfg, out, records, annotations, labels, categories)
     summary = {"images": len(records), "instances": len(annotations), **asdict(counts)}
     _write_config(out, cfg, summary)
     if cfg.gallery:
@@ -308,6 +298,26 @@ def run_auto(cfg: AutoConfig) -> dict:
         counts.dropped_small,
     )
     return summary
+
+
+def _write_labels(
+    cfg: AutoConfig, out: Path, records: list[dict], annotations: list[dict], labels: dict[str, str],
+    categories: list[dict],
+) -> None:
+    """``coco.json`` and/or ``yolo/`` (as ``cfg.formats`` asks) of the labelled images."""
+    from defectkit.converters.coco import build_coco
+
+    root = Path(cfg.images)
+    if "coco" in cfg.formats:
+        coco = build_coco(
+            records,
+            annotations,
+            categories,
+            info={"dataset": str(root.resolve()), "description": "defectkit annotate auto labels"},
+        )
+        atomic_write_json(out / "coco.json", coco)
+    if "yolo" in cfg.formats:
+        _write_yolo(out / "yolo", root, records, labels, categories)
 
 
 def _write_yolo(

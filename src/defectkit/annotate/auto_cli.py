@@ -6,6 +6,8 @@ import argparse
 
 
 def register_auto(sub: argparse._SubParsersAction) -> None:
+    """Add ``defectkit annotate auto``. Long on purpose: one flat ``add_argument`` per flag, in --help
+    order; split up, the command's interface would be read in pieces."""
     p = sub.add_parser(
         "auto",
         help="label unlabelled images: detector (or given) boxes -> SAM masks -> COCO / YOLO",

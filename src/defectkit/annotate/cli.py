@@ -36,6 +36,8 @@ def _review_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``defectkit annotate`` and its subcommands. Long on purpose: one flat ``add_argument`` per flag,
+    in --help order; split up, the command's interface would be read in pieces."""
     annotate = subparsers.add_parser(
         "annotate",
         help="overlays, review galleries, SAM prompts and model-assisted labelling",

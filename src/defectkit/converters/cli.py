@@ -14,7 +14,8 @@ EPILOG = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``convert``."""
+    """Add ``convert``. Long on purpose: one flat ``add_argument`` per flag, in --help order; split up, the
+    command's interface would be read in pieces."""
     p = subparsers.add_parser(
         "convert",
         help="write COCO / YOLO / VOC labels from the masks of a split",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from defectkit.finetune.flags import add_hidden_aliases
+
 #: model wiring modules, in the order their subcommands are listed in --help
 MODEL_CLI_MODULES = (
     "defectkit.finetune.yolo_world.cli",
@@ -30,3 +32,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             mod.register_top(subparsers)
         mod.register_finetune(ft_sub)
         mod.register_predict(pr_sub)
+    for parser in (*ft_sub.choices.values(), *pr_sub.choices.values()):
+        add_hidden_aliases(parser)  # one spelling per concept; old ones still accepted (docs/cli_flags.md)

@@ -62,7 +62,9 @@ def _common_train_flags(p: argparse.ArgumentParser) -> None:
 
 
 def register_finetune(sub: argparse._SubParsersAction) -> None:
-    """Add ``defectkit finetune classifier`` and ``defectkit finetune autoencoder``."""
+    """Add ``defectkit finetune classifier`` and ``defectkit finetune autoencoder``. Long on purpose: one
+    flat ``add_argument`` per flag, in --help order; split up, the command's interface would be read
+    in pieces."""
     p = sub.add_parser(
         "classifier",
         argument_default=_S,

@@ -15,15 +15,19 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from defectkit.fileio import atomic_open, ensure_dir, sha256_file
 
+if TYPE_CHECKING:  # annotations only
+    from segment_anything.modeling import Sam
+
 log = logging.getLogger(__name__)
 
 
-def encoder_fingerprint(sam) -> str:
+def encoder_fingerprint(sam: Sam) -> str:
     """sha256 over the image encoder's state dict (names, dtypes, shapes and bytes), sorted by name."""
     import torch
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import argparse
 
+from defectkit.finetune.flags import SAM_FINETUNE_ALIASES, add_hidden_aliases
 from defectkit.finetune.sam.model import MODEL_TYPES  # stdlib-only module: cheap to import
 
 
 def register_finetune(sub: argparse._SubParsersAction) -> None:
-    """Add ``defectkit finetune sam``."""
+    """Add ``defectkit finetune sam``. Long on purpose: one flat ``add_argument`` per flag, in --help
+    order; split up, the command's interface would be read in pieces."""
     p = sub.add_parser(
         "sam",
         help="fine-tune SAM (segment-anything) on COCO masks with box prompts",
         description="Fine-tune SAM's mask decoder (optionally prompt/image encoders) on the masks of a COCO "
         "file. With a frozen image encoder, embeddings are computed once per image and cached on disk.",
     )
-    p.add_argument("--coco", required=True, help="training COCO file with masks, e.g. LABELS/coco/train.json")
+    p.add_argument("--coco", help="training COCO file with masks, e.g. LABELS/coco/train.json (required unless "
+                   "--resume RUN_DIR)")
     p.add_argument(
         "--val-coco", default=None, help="validation COCO file (val IoU/Dice per epoch; picks best.pt)"
     )
@@ -27,8 +30,10 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
         help="SAM size; tiny = small from-scratch config for CPU (default tiny)",
     )
     p.add_argument(
-        "--checkpoint",
+        "--weights",
+        dest="checkpoint",
         default=None,
+        metavar="WEIGHTS",
         help="SAM state dict to start from: a path, or a name from `defectkit weights list` (sam_vit_b, "
         "sam_vit_l, sam_vit_h); none = random init (default: none)",
     )
@@ -75,10 +80,26 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="dataset folder (default: the COCO file's info.dataset)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/train_state.pt")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the killed run in RUN_DIR from its train_state.pt and saved config.json (--device may "
+        "change); without RUN_DIR: continue -o with the flags given",
+    )
     p.add_argument("--exist-ok", action="store_true", help="start over in a folder that already holds a run")
-    p.add_argument("-o", "--output", required=True, help="run folder, e.g. runs/sam")
+    p.add_argument(
+        "--cpu-fast-path",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the CPU speed tricks (fast mask decoder, positional-encoding cache, glibc malloc setting), "
+        "same results; --no-cpu-fast-path runs segment-anything's own code (default on)",
+    )
+    p.add_argument("-o", "--output", help="run folder, e.g. runs/sam (required unless --resume RUN_DIR)")
     p.set_defaults(func=_finetune)
+    add_hidden_aliases(p, SAM_FINETUNE_ALIASES)
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:
@@ -108,16 +129,18 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_predict)
 
 
-def _finetune(args: argparse.Namespace) -> int:
+def finetune_config(args: argparse.Namespace):
+    """The :class:`SamTrainConfig` of ``defectkit finetune sam``: from the flags, or with
+    ``--resume RUN_DIR`` from ``RUN_DIR/config.json`` (``--device`` may change). InputError for bad flags."""
     from defectkit.errors import InputError
-    from defectkit.weights.registry import require_weights
+    from defectkit.finetune.sam.config import SamTrainConfig
 
-    if args.checkpoint:
-        require_weights(args.checkpoint, "SAM checkpoint")  # before torch is imported
-    from defectkit.finetune.sam.train import SamTrainConfig, train_sam
-
+    if args.resume:
+        return _resumed_config(args)
+    if args.coco is None or args.output is None:
+        raise InputError("finetune sam: --coco and -o/--output are required (or --resume RUN_DIR)")
     try:
-        cfg = SamTrainConfig(
+        return SamTrainConfig(
             coco=args.coco,
             val_coco=args.val_coco,
             output=args.output,
@@ -140,12 +163,44 @@ def _finetune(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache_dir=args.cache_dir,
             dataset=args.dataset,
-            resume=args.resume,
+            resume=args.resume is not None,
+            cpu_fast_path=args.cpu_fast_path,
         )
     except ValueError as exc:
         name = str(exc).split("=", 1)[0]
-        flag = {"n_points": "--points"}.get(name, "--" + name.replace("_", "-"))
+        flag = {"n_points": "--points", "checkpoint": "--weights"}.get(name, "--" + name.replace("_", "-"))
         raise InputError(f"finetune sam {flag}: {exc}") from exc
+
+
+def _resumed_config(args: argparse.Namespace):
+    import dataclasses
+    from pathlib import Path
+
+    from defectkit.errors import InputError
+    from defectkit.fileio import read_json
+    from defectkit.finetune.sam.config import SamTrainConfig
+    from defectkit.runtime import make_config
+
+    run = Path(args.resume)
+    if args.output is not None and Path(args.output).resolve() != run.resolve():
+        raise InputError(f"--resume {run} and -o {args.output} name two run folders (give one)")
+    saved = read_json(run / "config.json", "SAM run config")
+    fields = {f.name for f in dataclasses.fields(SamTrainConfig)}
+    values = {k: v for k, v in saved.get("config", {}).items() if k in fields}
+    values.update(output=str(run), resume=True)
+    if args.device is not None:
+        values["device"] = args.device
+    return make_config(SamTrainConfig, f"--resume {run}", **values)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from defectkit.weights.registry import require_weights
+
+    cfg = finetune_config(args)
+    if cfg.checkpoint:
+        require_weights(cfg.checkpoint, "SAM checkpoint")  # before torch is imported
+    from defectkit.finetune.sam.train import train_sam
+
     summary = train_sam(cfg, exist_ok=args.exist_ok)
     best = summary["best_val_iou"]
     print(

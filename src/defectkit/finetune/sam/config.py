@@ -27,6 +27,24 @@ class SamTrainConfig:
     ``cache_dir`` None = ``<parent of output>/.sam_cache`` (shared by the runs next to this one).
     Training length: ``steps`` optimiser steps rounded up to whole epochs, or ``epochs`` when > 0
     (it wins); see ``epochs_for``.
+
+    ``cpu_fast_path`` (default on) switches the three speed tricks of SAM training, all measured on
+    a CPU (``benchmarks/sam_bench.py``), none of which changes a result beyond float rounding:
+
+    1. the fast mask decoder (:mod:`~defectkit.finetune.sam.fast_decoder`): segment-anything's
+       ``MaskDecoder`` repeats the image embedding once per prompt and runs its two-way
+       transformer on the copies; the fast one runs the image side once, batched over the prompts
+       (a vit_b decoder step takes ~2x less CPU with one box, ~2.4x with three; tests check it
+       matches the library's outputs and gradients);
+    2. the dense positional-encoding cache (:func:`~defectkit.finetune.sam.engine.dense_pe`):
+       ``get_dense_pe`` rebuilds a 64x64 sin/cos grid every call though it only changes with the
+       prompt encoder's Fourier matrix; the cache is keyed on that tensor's ``_version``, which any
+       in-place write (``load_state_dict``) bumps (~2 % of a vit_b decoder step);
+    3. glibc ``mallopt`` (:func:`~defectkit.runtime.reuse_freed_memory`, CPU runs only,
+       process-wide): keep freed blocks of a few MiB for reuse instead of unmapping them, so a step
+       does not page-fault its tensors in again (~10 % of a vit_b decoder step).
+
+    Off runs segment-anything's own code paths and glibc's defaults (for comparison or debugging).
     """
 
     coco: str
@@ -53,6 +71,7 @@ class SamTrainConfig:
     dataset: str | None = None
     resume: bool = False
     augment: str = "auto"
+    cpu_fast_path: bool = True
 
     def __post_init__(self) -> None:
         from defectkit.finetune.sam.data import AUGMENTATIONS

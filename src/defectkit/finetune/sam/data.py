@@ -12,11 +12,15 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from defectkit.errors import InputError
 from defectkit.fileio import check_complete, read_json
+
+if TYPE_CHECKING:  # annotations only
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +171,7 @@ def load_coco_samples(
     return samples
 
 
-def preprocess_image(image: np.ndarray, image_size: int):
+def preprocess_image(image: np.ndarray, image_size: int) -> tuple[Tensor, tuple[int, int]]:
     """HWC uint8 RGB -> (1x3xSxS float tensor, normalised and padded bottom-right, input (h, w)).
 
     Same steps as ``SamPredictor.set_image``: ``ResizeLongestSide`` then ``Sam.preprocess``'s

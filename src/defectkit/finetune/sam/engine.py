@@ -13,6 +13,7 @@ import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +25,10 @@ from defectkit.finetune.sam.data import (
     sample_points,
     transform_sample,
 )
+
+if TYPE_CHECKING:  # annotations only: torch and segment_anything load inside the functions
+    from segment_anything.modeling import PromptEncoder, Sam
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,66 @@ class PromptConfig:
     max_instances: int = 16
 
 
+@dataclass(frozen=True)
+class EpochConfig:
+    """How :func:`train_one_epoch` draws its work.
+
+    ``batch_size`` images per optimiser step; ``prompts`` how each image's prompts are drawn;
+    ``augment`` > 1: each image is seen through a random one of the first ``augment`` dihedral
+    transforms (2: left-right flip, 4: both flips, 8: flips and transposes; see
+    :func:`~defectkit.finetune.sam.data.dihedral`), its masks and boxes moved with it;
+    ``image_size`` the SAM input side; ``fast``: the CPU fast path (see
+    :attr:`~defectkit.finetune.sam.config.SamTrainConfig.cpu_fast_path`).
+    """
+
+    prompts: PromptConfig = PromptConfig()
+    batch_size: int = 4
+    image_size: int = 1024
+    augment: int = 1
+    fast: bool = True
+
+
+@dataclass
+class Optimisation:
+    """What one optimiser step updates: ``params`` (gradients clipped together to norm
+    ``grad_clip``, 0 = off), the ``optimizer``, a per-step ``scheduler`` and, for fp16 autocast
+    (CUDA), a ``torch.amp.GradScaler`` (None: plain float32 steps)."""
+
+    optimizer: Any
+    scheduler: Any
+    params: Sequence
+    scaler: Any = None
+    grad_clip: float = 1.0
+
+    def backward(self, loss) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self) -> None:
+        """Unscale (AMP), clip, step the optimizer (through the scaler with AMP: an overflowing
+        step is skipped and the scale halves), then the scheduler."""
+        import torch
+
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """The training images and, per image, its masks in the decoder's low-res frame (N x L x L
+    float32 tensors from :func:`lowres_targets`), aligned."""
+
+    samples: Sequence[SamSample]
+    targets: Sequence[Any]
+
+
 def to_input_coords(xy: np.ndarray, height: int, width: int, image_size: int) -> np.ndarray:
     """Scale pixel coordinates (..., 2k) X,Y of an HxW image into the resized SAM input frame."""
     ih, iw = input_shape(height, width, image_size)
@@ -55,7 +120,7 @@ def to_input_coords(xy: np.ndarray, height: int, width: int, image_size: int) ->
 _DENSE_PE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def dense_pe(prompt_encoder):
+def dense_pe(prompt_encoder: PromptEncoder) -> Tensor:
     """``prompt_encoder.get_dense_pe()`` (1 x C x h x w), recomputed only when its input changes.
 
     The positional encoding depends only on the prompt encoder's random Fourier matrix (a buffer no
@@ -75,20 +140,27 @@ def dense_pe(prompt_encoder):
     return hit[1]
 
 
-def decode(sam, embedding, boxes_input, points=None, multimask: bool = False, fast: bool = True):
+def decode(
+    sam: Sam,
+    embedding: Tensor,
+    boxes_input: Tensor,
+    points: tuple[Tensor, Tensor] | None = None,
+    multimask: bool = False,
+    fast: bool = True,
+) -> tuple[Tensor, Tensor]:
     """Run SAM's prompt encoder and mask decoder for N prompts on one image.
 
     embedding: 1xCxhxw float tensor; boxes_input: Nx4 XYXY tensor in the input frame; points:
     optional (Nx P x2 coords in the input frame, NxP labels). Returns (low-res logits NxKxLxL,
     predicted IoU NxK) with K = 3 when ``multimask`` else 1 and L = 4 x embedding side.
-    ``fast``: use :func:`~defectkit.finetune.sam.fast_decoder.fast_mask_decoder` (same results;
-    a vit_b training step on one CPU thread takes ~2x less CPU with one box, ~2.4x with three)
-    when the decoder has the standard structure; else (or ``fast=False``) ``MaskDecoder.forward``.
+    ``fast`` (the CPU fast path, same results): :func:`~defectkit.finetune.sam.fast_decoder.fast_mask_decoder`
+    when the decoder has the standard structure and the cached :func:`dense_pe`; ``fast=False``:
+    segment-anything's own ``MaskDecoder.forward`` and ``get_dense_pe``.
     """
     from defectkit.finetune.sam.fast_decoder import fast_decoder_supported, fast_mask_decoder
 
     sparse, dense = sam.prompt_encoder(points=points, boxes=boxes_input, masks=None)
-    image_pe = dense_pe(sam.prompt_encoder)
+    image_pe = dense_pe(sam.prompt_encoder) if fast else sam.prompt_encoder.get_dense_pe()
     if fast and embedding.shape[0] == 1 and fast_decoder_supported(sam.mask_decoder):
         return fast_mask_decoder(sam.mask_decoder, embedding, image_pe, sparse, dense, multimask)
     return sam.mask_decoder(
@@ -100,7 +172,7 @@ def decode(sam, embedding, boxes_input, points=None, multimask: bool = False, fa
     )
 
 
-def mask_loss(logits, target, iou_pred):
+def mask_loss(logits: Tensor, target: Tensor, iou_pred: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """SAM fine-tuning loss per predicted mask: 20 x focal + dice + MSE(IoU head, true IoU).
 
     logits, iou_pred: NxKxLxL and NxK; target: NxLxL float in [0, 1] (soft edges from area
@@ -136,16 +208,21 @@ def _select(total, parts):
 
 
 def sample_loss(
-    sam,
-    embedding,
+    sam: Sam,
+    embedding: Tensor,
     sample: SamSample,
-    lowres_target,
-    prompts: PromptConfig,
+    lowres_target: Tensor,
+    cfg: EpochConfig,
     rng: np.random.Generator,
-    image_size: int,
-):
-    """Loss of one image's instances (at most ``prompts.max_instances``, chosen at random)."""
+) -> tuple[Tensor, dict[str, float]]:
+    """Loss of one image's instances (at most ``cfg.prompts.max_instances``, chosen at random).
+
+    embedding: 1 x C x h x w float tensor; lowres_target: N x L x L float tensor (the sample's N
+    masks in the decoder's low-res frame). Returns (scalar loss tensor, mean focal / dice /
+    iou_mse / true_iou as floats)."""
     import torch
+
+    prompts, image_size = cfg.prompts, cfg.image_size
 
     n = len(sample.boxes)
     keep = (
@@ -163,13 +240,13 @@ def sample_loss(
         )
         coords = to_input_coords(coords, sample.height, sample.width, image_size)
         points = (torch.from_numpy(coords).to(dev), torch.from_numpy(labels).to(dev))
-    logits, iou_pred = decode(sam, embedding, boxes_t, points, prompts.multimask)
+    logits, iou_pred = decode(sam, embedding, boxes_t, points, prompts.multimask, fast=cfg.fast)
     total, parts = mask_loss(logits.float(), lowres_target[keep].to(dev), iou_pred)
     total, parts = _select(total, parts)
     return total.mean(), {k: float(v.detach().mean()) for k, v in parts.items()}
 
 
-def lowres_targets(samples: Sequence[SamSample], image_size: int, lowres: int) -> list:
+def lowres_targets(samples: Sequence[SamSample], image_size: int, lowres: int) -> list[Tensor]:
     """Per sample, the NxLxL float32 tensor of its GT masks in the decoder's low-res frame."""
     import torch
 
@@ -188,67 +265,45 @@ def _augmented(sample: SamSample, target, augment: int, rng: np.random.Generator
 
 
 def train_one_epoch(
-    sam,
-    optimizer,
-    scheduler,
-    samples: Sequence[SamSample],
-    targets: Sequence,
+    sam: Sam,
+    optim: Optimisation,
+    data: TrainData,
     embed: Callable,
-    *,
-    prompts: PromptConfig,
+    cfg: EpochConfig,
     rng: np.random.Generator,
-    batch_size: int,
-    device,
-    params: Sequence,
-    grad_clip: float = 1.0,
-    scaler=None,
-    image_size: int = 1024,
-    progress_desc: str = "train",
-    augment: int = 1,
+    desc: str = "train",
 ) -> dict[str, float]:
-    """One pass over ``samples`` in a random order, ``batch_size`` images per optimiser step.
+    """One pass over ``data`` in a random order, ``cfg.batch_size`` images per optimiser step.
 
-    ``embed(sample, train=True)`` gives the 1xCxhxw embedding; ``scheduler`` steps once per batch.
-    ``augment`` > 1: each image is seen through a random one of the first ``augment`` dihedral
-    transforms (2: left-right flip, 4: both flips, 8: flips and transposes; see
-    :func:`~defectkit.finetune.sam.data.dihedral`), its masks and boxes moved with it.
-    Returns the mean loss and mean focal / dice / iou_mse / true_iou over the epoch's images.
+    ``embed(sample, train=True)`` gives the image's 1 x C x h x w embedding; each image's loss is
+    back-propagated on its own (divided by the batch size), then ``optim`` steps once per batch
+    (the scheduler too). fp16 autocast runs when ``optim.scaler`` is set. Returns the mean loss and
+    mean focal / dice / iou_mse / true_iou over the epoch's images.
     """
     import torch
 
     from defectkit.progress import progress
 
-    order = rng.permutation(len(samples))
+    order = rng.permutation(len(data.samples))
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    device_type = optim.params[0].device.type
     sums: dict[str, float] = {}
     count = 0
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    use_amp = scaler is not None
-    for batch in progress(batches, desc=progress_desc, total=len(batches)):
-        optimizer.zero_grad(set_to_none=True)
+    for batch in progress(batches, desc=desc, total=len(batches)):
+        optim.optimizer.zero_grad(set_to_none=True)
         for i in batch:
-            sample, target = _augmented(samples[i], targets[i], augment, rng, image_size)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                emb = embed(sample, train=True)
-                loss, parts = sample_loss(sam, emb, sample, target, prompts, rng, image_size)
-            loss = loss / len(batch)
-            (scaler.scale(loss) if use_amp else loss).backward()
-            for k, v in {"loss": float(loss.detach()) * len(batch), **parts}.items():
+            sample, target = _augmented(data.samples[i], data.targets[i], cfg.augment, rng, cfg.image_size)
+            with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=optim.scaler is not None):
+                loss, parts = sample_loss(sam, embed(sample, train=True), sample, target, cfg, rng)
+            optim.backward(loss / len(batch))
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
-        if use_amp:
-            scaler.unscale_(optimizer)
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        if use_amp:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
+        optim.step()
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
-def masks_iou_dice(pred, gt) -> tuple[np.ndarray, np.ndarray]:
+def masks_iou_dice(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-instance IoU and Dice of NxHxW bool arrays (1.0 where both are empty)."""
     inter = (pred & gt).reshape(len(gt), -1).sum(1).astype(np.float64)
     ps, gs = pred.reshape(len(gt), -1).sum(1), gt.reshape(len(gt), -1).sum(1)
@@ -259,11 +314,11 @@ def masks_iou_dice(pred, gt) -> tuple[np.ndarray, np.ndarray]:
 
 
 def predict_from_embedding(
-    sam, embedding, boxes_xyxy: np.ndarray, height: int, width: int, multimask: bool = False
-):
-    """Masks for pixel XYXY boxes on an embedded image: (NxHxW bool numpy, N float32 predicted IoU).
-
-    With ``multimask`` the mask with the highest predicted IoU is kept per box."""
+    sam: Sam, embedding: Tensor, boxes_xyxy: np.ndarray, height: int, width: int, multimask: bool = False, fast: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks for pixel XYXY boxes (N x 4) on an embedded image (embedding 1 x C x h x w):
+    (N x H x W bool numpy, N float32 predicted IoU). With ``multimask`` the mask with the highest
+    predicted IoU is kept per box; ``fast``: the CPU fast path of :func:`decode`."""
     import torch
 
     image_size = sam.image_encoder.img_size
@@ -271,7 +326,7 @@ def predict_from_embedding(
         return np.zeros((0, height, width), bool), np.zeros(0, np.float32)
     boxes = torch.from_numpy(to_input_coords(np.asarray(boxes_xyxy, np.float32), height, width, image_size))
     with torch.no_grad():
-        logits, iou = decode(sam, embedding, boxes.to(embedding.device), None, multimask)
+        logits, iou = decode(sam, embedding, boxes.to(embedding.device), None, multimask, fast=fast)
         if multimask:
             best = iou.argmax(dim=1, keepdim=True)
             logits = logits.gather(1, best[:, :, None, None].expand(-1, 1, *logits.shape[-2:]))
@@ -281,7 +336,7 @@ def predict_from_embedding(
 
 
 def evaluate(
-    sam, samples: Sequence[SamSample], embed: Callable, *, multimask: bool = False
+    sam: Sam, samples: Sequence[SamSample], embed: Callable, *, multimask: bool = False, fast: bool = True
 ) -> dict[str, float]:
     """Mask IoU and Dice with ground-truth boxes (no jitter), at the original image size.
 
@@ -295,7 +350,7 @@ def evaluate(
     with torch.no_grad():
         for s in samples:
             masks, _ = predict_from_embedding(
-                sam, embed(s, train=False), s.boxes, s.height, s.width, multimask
+                sam, embed(s, train=False), s.boxes, s.height, s.width, multimask, fast
             )
             per_type.setdefault(s.defect_type, []).append(masks_iou_dice(masks, s.masks))
     out: dict[str, float] = {}

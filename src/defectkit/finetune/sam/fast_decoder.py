@@ -32,6 +32,11 @@ callers fall back to ``MaskDecoder.forward`` otherwise.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    from segment_anything.modeling import MaskDecoder
+    from torch import Tensor
 
 
 def fast_decoder_supported(decoder) -> bool:
@@ -255,8 +260,13 @@ def _upscale_and_predict(decoder, tokens, hyper_in, h: int, w: int):
 
 
 def fast_mask_decoder(
-    decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, multimask_output
-):
+    decoder: MaskDecoder,
+    image_embeddings: Tensor,
+    image_pe: Tensor,
+    sparse_prompt_embeddings: Tensor,
+    dense_prompt_embeddings: Tensor,
+    multimask_output: bool,
+) -> tuple[Tensor, Tensor]:
     """``decoder(image_embeddings=..., ...)`` computed faster; same arguments, same results.
 
     image_embeddings: 1 x C x h x w (one image; every prompt is decoded against it);

@@ -19,9 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from defectkit.errors import InputError, MissingWeightsError
+
+if TYPE_CHECKING:  # annotations only
+    from segment_anything.modeling import Sam
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ SAM_SPECS: dict[str, SamSpec] = {
 }
 
 
-def assemble_sam(spec: SamSpec):
+def assemble_sam(spec: SamSpec) -> Sam:
     """Build an untrained ``segment_anything.modeling.Sam`` from a spec, exactly as
     ``segment_anything.build_sam._build_sam`` does (same classes, same defaults), in eval mode."""
     import torch
@@ -118,7 +121,7 @@ def assemble_sam(spec: SamSpec):
     return sam.eval()
 
 
-def build_sam_tiny(checkpoint: str | os.PathLike | None = None):
+def build_sam_tiny(checkpoint: str | os.PathLike | None = None) -> Sam:
     """The ``tiny`` size, with segment-anything's builder signature (``checkpoint`` = a state dict
     file, loaded with ``map_location="cpu"`` and checked)."""
     sam = assemble_sam(SAM_SPECS["tiny"])
@@ -206,7 +209,7 @@ def load_sam_state(sam, path: str | os.PathLike, *, model_type: str) -> None:
     sam.load_state_dict(state, strict=True)
 
 
-def build_sam_model(model_type: str, checkpoint: str | os.PathLike | None = None):
+def build_sam_model(model_type: str, checkpoint: str | os.PathLike | None = None) -> Sam:
     """Build SAM of ``model_type`` (tiny|vit_b|vit_l|vit_h), in eval mode on the CPU.
 
     ``checkpoint`` None -> random init (seed torch first for reproducibility); otherwise the file is
@@ -218,7 +221,7 @@ def build_sam_model(model_type: str, checkpoint: str | os.PathLike | None = None
     return sam_model_registry[model_type](checkpoint=checkpoint)
 
 
-def model_spec(sam) -> SamSpec | None:
+def model_spec(sam: Sam) -> SamSpec | None:
     """The registered spec that ``sam`` was built from (matched by encoder input size and width)."""
     enc = sam.image_encoder
     for spec in SAM_SPECS.values():

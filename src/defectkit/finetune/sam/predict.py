@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +18,15 @@ from defectkit.fileio import (
     read_json,
 )
 
+if TYPE_CHECKING:  # annotations only
+    from segment_anything.modeling import Sam
+    from torch import Tensor
+
 log = logging.getLogger(__name__)
 
 
 def predict_masks(
-    sam, image: np.ndarray, boxes_xyxy: np.ndarray, *, multimask: bool = False, embedding=None
+    sam: Sam, image: np.ndarray, boxes_xyxy: np.ndarray, *, multimask: bool = False, embedding: Tensor | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment the objects in ``boxes_xyxy`` (Nx4 float XYXY pixels) of ``image`` (HWC uint8 RGB).
 
@@ -135,63 +140,35 @@ def _load_boxes(cfg: SamPredictConfig, ids_by_file: dict[str, int]) -> dict[int,
     return boxes
 
 
-def predict_sam(cfg: SamPredictConfig) -> dict:
-    """Write ``detections.json``, ``image_scores.csv`` and ``prediction_meta.json`` under
-    ``cfg.output``; returns a summary dict. Score of a mask = box score x predicted IoU (in [0, 1]);
-    image score = the image's highest mask score (0 without masks)."""
+def _segment_image(sam, cache, path: Path, dets: list[tuple], image_id: int, multimask: bool) -> tuple[list, float]:
+    """COCO results (RLE masks) for one image's boxes ``dets`` [(XYXY px, box score, category id)]
+    and the image score (its best mask score, 0.0 without masks). Score of a mask = box score x
+    SAM's predicted IoU clipped to [0, 1]; an empty mask is dropped."""
     import torch
 
     from defectkit.datasets.io import read_image
-    from defectkit.datasets.split import load_split
-    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
     from defectkit.finetune.sam.data import preprocess_image
-    from defectkit.finetune.sam.model import build_sam_model
-    from defectkit.predictions import (
-        CONFIDENCE_FORMAT,
-        ScoreRow,
-        format_image_scores,
-        image_ids,
-        write_prediction_folder,
-    )
-    from defectkit.progress import progress
-    from defectkit.runtime import config_to_dict, resolve_device
 
-    device = resolve_device(cfg.device)
-    manifest = load_split(cfg.split)
-    ids_by_file = image_ids(manifest.entries, key="image")
-    boxes = _load_boxes(cfg, ids_by_file)
-    sam = build_sam_model(cfg.model_type, cfg.weights).to(device).eval()
-    size = sam.image_encoder.img_size
-    cache = None
-    if cfg.cache_dir:
-        cache = EmbeddingCache(
-            cfg.cache_dir, model_type=cfg.model_type, encoder_hash=encoder_fingerprint(sam), image_size=size
-        )
-    entries = [e for e in manifest.entries if e.split in cfg.splits]
-    results, rows = [], []
-    for e in progress(entries, desc="sam predict", total=len(entries)):
-        image_id = ids_by_file[e.image]
-        dets = boxes.get(image_id, [])
-        best = 0.0
-        if dets:
-            path = manifest.image_path(e)
-            image = read_image(path)
+    image, size, device = read_image(path), sam.image_encoder.img_size, next(sam.parameters()).device
 
-            def encode(image=image):
-                with torch.no_grad():
-                    return sam.image_encoder(preprocess_image(image, size)[0].to(device))[0]
+    def encode():
+        with torch.no_grad():
+            return sam.image_encoder(preprocess_image(image, size)[0].to(device))[0]
 
-            emb = (cache.get_or_encode(path, encode) if cache else encode()).unsqueeze(0).to(device)
-            masks, ious = predict_masks(
-                sam, image, np.stack([d[0] for d in dets]), multimask=cfg.multimask, embedding=emb
-            )
-            for (_, box_score, cat), m, iou in zip(dets, masks, ious, strict=True):
-                if not m.any():
-                    continue
-                score = box_score * float(np.clip(iou, 0.0, 1.0))
-                results.append(mask_to_result(m, image_id, cat, score))
-                best = max(best, score)
-        rows.append(ScoreRow.of(e, best))
+    emb = (cache.get_or_encode(path, encode) if cache else encode()).unsqueeze(0).to(device)
+    masks, ious = predict_masks(sam, image, np.stack([d[0] for d in dets]), multimask=multimask, embedding=emb)
+    results, best = [], 0.0
+    for (_, box_score, cat), m, iou in zip(dets, masks, ious, strict=True):
+        if m.any():
+            score = box_score * float(np.clip(iou, 0.0, 1.0))
+            results.append(mask_to_result(m, image_id, cat, score))
+            best = max(best, score)
+    return results, best
+
+
+def _meta(cfg: SamPredictConfig) -> dict:
+    from defectkit.runtime import config_to_dict
+
     meta = {
         "model": f"SAM {cfg.model_type}" + (" (GT boxes)" if cfg.boxes == "gt" else " (detector boxes)"),
         "kind": "segmenter",
@@ -201,6 +178,43 @@ def predict_sam(cfg: SamPredictConfig) -> dict:
     }
     if cfg.boxes == "gt":  # shown in the report's notes next to the image-level columns
         meta["note"] = "image level: an oracle (ground-truth boxes exist on defect images only)"
+    return meta
+
+
+def predict_sam(cfg: SamPredictConfig) -> dict:
+    """Write ``detections.json``, ``image_scores.csv`` and ``prediction_meta.json`` under
+    ``cfg.output``; returns a summary dict. Score of a mask = box score x predicted IoU (in [0, 1]);
+    image score = the image's highest mask score (0 without masks)."""
+    from defectkit.datasets.split import load_split
+    from defectkit.finetune.sam.cache import EmbeddingCache, encoder_fingerprint
+    from defectkit.finetune.sam.model import build_sam_model
+    from defectkit.predictions import (
+        CONFIDENCE_FORMAT,
+        ScoreRow,
+        format_image_scores,
+        image_ids,
+        write_prediction_folder,
+    )
+    from defectkit.progress import progress
+    from defectkit.runtime import resolve_device
+
+    manifest = load_split(cfg.split)
+    ids_by_file = image_ids(manifest.entries, key="image")
+    boxes = _load_boxes(cfg, ids_by_file)
+    sam = build_sam_model(cfg.model_type, cfg.weights).to(resolve_device(cfg.device)).eval()
+    cache = None
+    if cfg.cache_dir:
+        cache = EmbeddingCache(cfg.cache_dir, model_type=cfg.model_type, encoder_hash=encoder_fingerprint(sam),
+                               image_size=sam.image_encoder.img_size)
+    entries = [e for e in manifest.entries if e.split in cfg.splits]
+    results, rows = [], []
+    for e in progress(entries, desc="sam predict", total=len(entries)):
+        image_id = ids_by_file[e.image]
+        found, best = [], 0.0
+        if boxes.get(image_id):
+            found, best = _segment_image(sam, cache, manifest.image_path(e), boxes[image_id], image_id, cfg.multimask)
+        results += found
+        rows.append(ScoreRow.of(e, best))
     scores = format_image_scores(rows, score_format=CONFIDENCE_FORMAT)
-    out = write_prediction_folder(cfg.output, meta, detections=results, scores=scores)
+    out = write_prediction_folder(cfg.output, _meta(cfg), detections=results, scores=scores)
     return {"output": str(out), "images": len(rows), "masks": len(results)}

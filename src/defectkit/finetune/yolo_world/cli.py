@@ -17,11 +17,11 @@ Weights come only from --clip-weights or CLIP's cache (~/.cache/clip/ViT-B-32.pt
 FINETUNE_EPILOG = """\
 examples:
   defectkit finetune yolo-world --data runs/labels/yolo/data.yaml --model yolov8s-worldv2.pt \\
-      --text-embeddings runs/text_embeddings.pt --steps 1000 --imgsz 640 -o runs/yolo_world
+      --text-embeddings runs/text_embeddings.pt --steps 1000 --image-size 640 -o runs/yolo_world
   defectkit finetune yolo-world --data runs/labels/yolo/data.yaml --model yolo11s.yaml -o runs/yolo11s
   defectkit finetune yolo-world --resume runs/yolo_world
 
---device 0,1,2,3 runs ultralytics' own multi-GPU DDP (one process per GPU, --batch is the total).
+--device 0,1,2,3 runs ultralytics' own multi-GPU DDP (one process per GPU, --batch-size is the total).
 --set key=value passes any other ultralytics training argument (lr0=0.002 mosaic=0.5 plots=False ...).
 
 An ultralytics .pt file is trusted code: loading it unpickles Python objects, which can run anything the
@@ -69,7 +69,8 @@ def register_top(subparsers: argparse._SubParsersAction) -> None:
 
 
 def register_finetune(sub: argparse._SubParsersAction) -> None:
-    """Add ``defectkit finetune yolo-world``."""
+    """Add ``defectkit finetune yolo-world``. Long on purpose: one flat ``add_argument`` per flag, in
+    --help order; split up, the command's interface would be read in pieces."""
     p = sub.add_parser(
         "yolo-world",
         help="fine-tune YOLO-World (or a closed-set ultralytics detector)",
@@ -103,9 +104,9 @@ def register_finetune(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--epochs", type=int, default=0, help="training length in epochs; when > 0 it wins over --steps"
     )
-    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--image-size", type=int, default=640, help="training image side in pixels (ultralytics imgsz)")
     p.add_argument(
-        "--batch", type=int, default=16, help="total batch size (-1: ultralytics AutoBatch on GPU)"
+        "--batch-size", type=int, default=16, help="total batch size (-1: ultralytics AutoBatch on GPU)"
     )
     p.add_argument("--device", default=None, help="cpu, 0, or 0,1,... for multi-GPU DDP (default: auto)")
     p.add_argument("--workers", type=int, default=2, help="dataloader workers per process (CPU: ignored)")
@@ -157,9 +158,9 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--conf", type=float, default=0.001, help="minimum box score kept (default 0.001)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    p.add_argument("--imgsz", type=int, default=None, help="inference size (default: the training size)")
+    p.add_argument("--image-size", type=int, default=None, help="inference size (default: the training size)")
     p.add_argument("--max-det", type=int, default=100, help="boxes per image at most (default 100)")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per inference batch")
     p.add_argument("--device", default=None, help="cpu or 0 (default: auto)")
     p.add_argument("-o", "--output", type=Path, required=True, help="PRED_DIR")
     p.set_defaults(func=_predict)
@@ -185,39 +186,40 @@ def _embed_text(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finetune(args: argparse.Namespace) -> int:
+def finetune_config(args: argparse.Namespace):
+    """The :class:`YoloFinetuneConfig` of ``defectkit finetune yolo-world`` (InputError for bad flags)."""
     from defectkit.errors import InputError
-    from defectkit.finetune.yolo_world.train import (
-        YoloFinetuneConfig,
-        finetune_yolo,
-        parse_set_overrides,
-        resume_yolo,
-    )
+    from defectkit.finetune.yolo_world.config import YoloFinetuneConfig, parse_set_overrides
+
+    if args.data is None or args.output is None:
+        raise InputError("--data and -o/--output are required (or --resume RUN_DIR)")
+    try:
+        return YoloFinetuneConfig(
+            data=args.data,
+            model=args.model,
+            output=args.output,
+            text_embeddings=args.text_embeddings,
+            steps=args.steps,
+            epochs=args.epochs,
+            imgsz=args.image_size,
+            batch=args.batch_size,
+            device=args.device,
+            workers=args.workers,
+            seed=args.seed,
+            transpose=args.transpose,
+            overrides=parse_set_overrides(args.overrides),
+        )
+    except ValueError as exc:
+        raise _input_error(exc) from exc
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from defectkit.finetune.yolo_world.train import finetune_yolo, resume_yolo
 
     if args.resume is not None:
         result = resume_yolo(args.resume, device=args.device)
     else:
-        if args.data is None or args.output is None:
-            raise InputError("--data and -o/--output are required (or --resume RUN_DIR)")
-        try:
-            cfg = YoloFinetuneConfig(
-                data=args.data,
-                model=args.model,
-                output=args.output,
-                text_embeddings=args.text_embeddings,
-                steps=args.steps,
-                epochs=args.epochs,
-                imgsz=args.imgsz,
-                batch=args.batch,
-                device=args.device,
-                workers=args.workers,
-                seed=args.seed,
-                transpose=args.transpose,
-                overrides=parse_set_overrides(args.overrides),
-            )
-        except ValueError as exc:
-            raise _input_error(exc) from exc
-        result = finetune_yolo(cfg)
+        result = finetune_yolo(finetune_config(args))
     m = result.metrics
     print(
         f"val mAP50 {m.get('metrics/mAP50(B)', float('nan')):.4f}  mAP50-95 "
@@ -227,11 +229,12 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    from defectkit.finetune.yolo_world.predict import YoloPredictConfig, predict_yolo
+def predict_config(args: argparse.Namespace):
+    """The :class:`YoloPredictConfig` of ``defectkit predict yolo-world`` (InputError for bad flags)."""
+    from defectkit.finetune.yolo_world.predict import YoloPredictConfig
 
     try:
-        cfg = YoloPredictConfig(
+        return YoloPredictConfig(
             weights=args.weights,
             split=args.split,
             labels=args.labels,
@@ -239,13 +242,18 @@ def _predict(args: argparse.Namespace) -> int:
             splits=tuple(args.splits),
             conf=args.conf,
             iou=args.iou,
-            imgsz=args.imgsz,
+            imgsz=args.image_size,
             max_det=args.max_det,
-            batch=args.batch,
+            batch=args.batch_size,
             device=args.device,
         )
     except ValueError as exc:
         raise _input_error(exc) from exc
-    out = predict_yolo(cfg)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from defectkit.finetune.yolo_world.predict import predict_yolo
+
+    out = predict_yolo(predict_config(args))
     print(f"wrote {out / 'detections.json'}, {out / 'image_scores.csv'}")
     return 0

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from defectkit.predictions import is_yolo_world_checkpoint, is_yolo_world_name
+
 #: ultralytics arguments defectkit sets itself (``--set`` may not override them)
 RESERVED_ARGS = frozenset(
     {"model", "data", "project", "name", "exist_ok", "resume", "save_dir", "mode", "task"}
@@ -35,9 +37,8 @@ def parse_set_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def is_world_model(model: str) -> bool:
-    """By name: True for YOLO-World configs/checkpoints (``yolov8s-worldv2.yaml``, ``.../yolov8s-world.pt``)."""
-    return "-world" in Path(model).name.lower()
+#: by name only (``yolov8s-worldv2.yaml``); the config decides with :func:`is_yolo_world_checkpoint`
+is_world_model = is_yolo_world_name
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class YoloFinetuneConfig:
             raise ValueError(f"--model {self.model}: expected a .pt weights file or a .yaml model config "
                              "(or a name from `defectkit weights list`)")
         if suffix != ".pt":  # a .pt checkpoint is inspected when training starts
-            _check_text_matches(self.model, is_world_model(self.model), self.text_embeddings is not None)
+            _check_text_matches(self.model, is_yolo_world_checkpoint(self.model), self.text_embeddings is not None)
         bad = sorted(set(self.overrides) & RESERVED_ARGS)
         if bad:
             raise ValueError(f"--set {bad[0]}: set by defectkit itself")

@@ -114,3 +114,21 @@ def test_paste_section_feeds_every_later_stage(run_cli, tiny_dataset: Path, tmp_
     bad.write_text(yaml.safe_dump({"output": "o", "dataset": "d", "paste": {"placement": "sideways"}}))
     with pytest.raises(InputError, match=r"bad\.yaml: paste: placement must be one of"):
         load_pipeline_yaml(bad)
+
+
+def test_yolo_imgsz_auto_follows_the_smallest_defect(tiny_split: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from defectkit.datasets.sizing import image_size_for
+    from defectkit.datasets.split import load_split
+    from defectkit.pipeline import steps
+
+    p = tmp_path / "pipe.yaml"
+    p.write_text(yaml.safe_dump({"output": "out", "dataset": str(tiny_dataset),
+                                 "yolo_world": {"model": "yolov8n-worldv2.yaml", "imgsz": "auto", "device": "cpu"}}))
+    cfg = load_pipeline_yaml(p)  # "auto" passes the up-front checks
+    cfg.out.mkdir(parents=True)
+    shutil.copy(tiny_split, cfg.split_path)
+    section = steps.auto_image_size(cfg, dict(cfg.yolo_world))
+    assert section["imgsz"] == image_size_for(load_split(tiny_split)) and section["model"] == cfg.yolo_world["model"]
+    assert steps.auto_image_size(cfg, {"imgsz": 320}) == {"imgsz": 320}

@@ -213,6 +213,8 @@ def check_sections(cfg: PipelineConfig, where: str) -> None:
             build(cls, getattr(cfg, name), f"{where}: {name}", **fixed)
     if cfg.yolo_world is not None:
         section = dict(cfg.yolo_world)
+        if section.get("imgsz") == "auto":  # chosen from the split when the stage runs
+            section["imgsz"] = 640
         world = is_yolo_world_checkpoint(str(section.get("model", "")))
         build(YoloFinetuneConfig, section, f"{where}: yolo_world", data=Path("-"), output=Path("-"),
               text_embeddings=Path("-") if world else None)

@@ -114,10 +114,23 @@ def _is_world(section: dict[str, Any]) -> bool:
     return is_yolo_world_checkpoint(str(section.get("model", "")))
 
 
+def auto_image_size(cfg: PipelineConfig, section: dict[str, Any]) -> dict[str, Any]:
+    """``imgsz: auto`` -> the smallest input side at which the smallest train/val defect instance
+    of the split keeps 8 pixels (:func:`defectkit.datasets.sizing.image_size_for`)."""
+    if section.get("imgsz") != "auto":
+        return section
+    from defectkit.datasets.sizing import image_size_for
+    from defectkit.datasets.split import load_split
+
+    size = image_size_for(load_split(cfg.split_path))
+    log.info("yolo_world: imgsz auto -> %d (the smallest train/val defect keeps 8 px)", size)
+    return {**section, "imgsz": size}
+
+
 def yolo_world_train(cfg: PipelineConfig) -> None:
     from defectkit.finetune.yolo_world.train import YoloFinetuneConfig, finetune_yolo
 
-    section = dict(cfg.yolo_world or {})
+    section = auto_image_size(cfg, dict(cfg.yolo_world or {}))
     if "overrides" in section:
         section["overrides"] = dict(section["overrides"])
     text = cfg.text_path if _is_world(section) else None
@@ -130,7 +143,7 @@ def yolo_world_predict(cfg: PipelineConfig) -> None:
     from defectkit.finetune.yolo_world.predict import YoloPredictConfig, predict_yolo
 
     run = cfg.run_dir("yolo_world")
-    section = dict(cfg.yolo_world or {})
+    section = auto_image_size(cfg, dict(cfg.yolo_world or {}))
     out = predict_yolo(YoloPredictConfig(weights=run / "weights" / "best.pt", split=cfg.split_path,
                                          labels=cfg.labels, output=run / "predictions", imgsz=section.get("imgsz"),
                                          device=section.get("device")))

@@ -10,10 +10,13 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``defectkit synth``, ``describe`` and ``split``. Long on purpose: one flat
+    ``add_argument`` per flag, in --help order, reads better than helpers that hide them."""
     p = subparsers.add_parser(
         "synth",
-        help="write a synthetic MVTec-format category (bottle-like)",
-        description="Write a synthetic MVTec-format category folder OUT/<category>.",
+        help="write synthetic categories (bottle-like object, tile texture) in the MVTec AD, AD 2 or VisA layout",
+        description="Write synthetic MVTec-format data: OUT/<category> (or several categories, or the "
+        "MVTec AD 2 / VisA layout, under OUT).",
     )
     p.add_argument("out", help="output folder; the category folder is created inside it")
     p.add_argument("--category", default="bottle")

@@ -10,6 +10,8 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``synth``, ``describe`` and ``split``. Long on purpose: one flat ``add_argument`` per flag,
+    in --help order; split up, each command's interface would be read in pieces."""
     p = subparsers.add_parser(
         "synth",
         help="write a synthetic MVTec-format category (bottle-like)",

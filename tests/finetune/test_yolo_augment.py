@@ -61,7 +61,7 @@ def test_trainer_dataset_gets_transpose_and_keeps_it_after_close_mosaic(tmp_path
 
     import_ultralytics()
     from defectkit.finetune.yolo_world.augment import RandomTranspose
-    from defectkit.finetune.yolo_world.engine import OfflineDetectionTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer
 
     manifest = load_split(tiny_split)
     convert_dataset(

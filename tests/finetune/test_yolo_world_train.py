@@ -382,7 +382,7 @@ def test_offline_guards_skip_amp_download_and_restore(monkeypatch):
     import ultralytics.engine.trainer as ul_trainer
     from ultralytics import utils as ul_utils
 
-    from defectkit.finetune.yolo_world.engine import offline_guards
+    from defectkit.finetune.yolo_world.trainer import offline_guards
 
     calls = []
     monkeypatch.setattr(ul_trainer, "check_amp", lambda model: calls.append(model) or False)

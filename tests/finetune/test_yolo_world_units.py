@@ -154,7 +154,7 @@ def _bare_world_trainer(nc: int = 3):
     import_ultralytics()
     from ultralytics.utils import callbacks as ul_callbacks
 
-    from defectkit.finetune.yolo_world.engine import TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import TextFileWorldTrainer
 
     names = tuple(f"class {i}" for i in range(nc))
     trainer = TextFileWorldTrainer.__new__(TextFileWorldTrainer)
@@ -173,7 +173,7 @@ def _contrastive_biases(model) -> list[float]:
 def test_from_scratch_world_model_gets_the_class_prior_bias():
     import math
 
-    from defectkit.finetune.yolo_world.engine import contrastive_prior_bias
+    from defectkit.finetune.yolo_world.trainer import contrastive_prior_bias
 
     model = _bare_world_trainer(nc=3).get_model("yolov8n-worldv2.yaml", weights=None, verbose=False)
     strides = [float(s) for s in model.model[-1].stride]

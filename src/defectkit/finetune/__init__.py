@@ -1,12 +1,13 @@
 """Training and prediction, one folder per model: ``yolo_world/`` (ultralytics), ``sam/``
 (segment-anything) and ``image/`` (a torchvision classifier and an AutoEncoder). Each folder uses
 the same file names for the same roles (``config``, ``data``, ``model``, ``engine``, ``train``,
-``predict``, ``cli``; YOLO-World has no ``data`` or ``model``: ultralytics owns both) and exports
+``predict``, ``cli``; YOLO-World has no ``data`` or ``model``: ultralytics owns both, and its
+engine is ``trainer``, the ultralytics trainer subclasses) and exports
 what users import from its ``__init__``. Every trainer writes into one run folder: resolved
 config, per-epoch metrics CSV, checkpoints.
 
 Old module names (the flat ``defectkit.finetune.sam_model`` ... of defectkit <= 0.x, and
-``image.classifier`` / ``image.autoencoder`` / ``*_model`` / ``yolo_world.trainer`` of the first
+``image.classifier`` / ``image.autoencoder`` / ``image.*_model`` of the first
 per-model layout) still import, for one release, with a DeprecationWarning:
 
 - :data:`MOVED_MODULES` maps a module that moved whole (or was merged into another) to its new
@@ -35,8 +36,7 @@ from typing import Any, NamedTuple
 #: old module (relative to ``defectkit.finetune``) -> its new full name
 MOVED_MODULES: dict[str, str] = {
     "common": "defectkit.runtime",
-    "yolo_world_trainer": "defectkit.finetune.yolo_world.engine",
-    "yolo_world.trainer": "defectkit.finetune.yolo_world.engine",
+    "yolo_world_trainer": "defectkit.finetune.yolo_world.trainer",
     "yolo_world_env": "defectkit.finetune.yolo_world.env",
     "yolo_world_predict": "defectkit.finetune.yolo_world.predict",
     "yolo_world_cli": "defectkit.finetune.yolo_world.cli",

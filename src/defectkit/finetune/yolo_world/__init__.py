@@ -8,8 +8,9 @@ folder's ``data.yaml``; its ``YOLOWorld`` / ``YOLO`` classes build and load the 
 - ``text_embeddings``: CLIP text embeddings of the class names (``defectkit embed-text``)
 - ``env``: importing ultralytics offline (no DNS, no settings outside the run)
 - ``augment``: the extra transpose augmentation
-- ``engine``: the training engine, ultralytics trainer subclasses that stay offline and take the
-  text features from the file (import only after ``env.import_ultralytics``)
+- ``trainer``: the training engine (the ``engine`` of ``sam/`` and ``image/``): ultralytics trainer
+  subclasses that stay offline and take the text features from the file (import only after
+  ``env.import_ultralytics``; its logger name appears in every epoch's log line)
 - ``train``: :func:`finetune_yolo` / :func:`resume_yolo` (one run folder)
 - ``predict``: :class:`YoloPredictConfig` and :func:`predict_yolo` (COCO results json)
 - ``cli``: ``defectkit embed-text``, ``finetune yolo-world``, ``predict yolo-world``

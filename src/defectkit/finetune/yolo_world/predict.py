@@ -163,7 +163,7 @@ def load_detector(weights: Path):
 def _predictor(model: Any, config: YoloPredictConfig, imgsz: int):
     from ultralytics.models.yolo.detect import DetectionPredictor
 
-    from defectkit.finetune.yolo_world.engine import strip_integration_callbacks
+    from defectkit.finetune.yolo_world.trainer import strip_integration_callbacks
 
     overrides = {
         "conf": config.conf,
@@ -215,7 +215,7 @@ def predict_yolo(config: YoloPredictConfig) -> Path:
     _check_categories(model, cats, Path(config.labels))
     train_args = getattr(model, "ckpt", {}).get("train_args", {}) if getattr(model, "ckpt", None) else {}
     imgsz = int(config.imgsz or train_args.get("imgsz") or 640)
-    from defectkit.finetune.yolo_world.engine import keep_torch_threads
+    from defectkit.finetune.yolo_world.trainer import keep_torch_threads
 
     with keep_torch_threads():  # ultralytics' select_device would leave torch at cpu_count - 1 threads
         predictor = _predictor(model, config, imgsz)

@@ -184,7 +184,7 @@ def _run_record(config: YoloFinetuneConfig, bank: Any) -> dict[str, Any]:
 
 
 def _train(trainer: Any, run_dir: Path, t0: float) -> YoloTrainResult:
-    from defectkit.finetune.yolo_world.engine import ultralytics_progress
+    from defectkit.finetune.yolo_world.trainer import ultralytics_progress
     from defectkit.progress import progress_enabled
 
     try:
@@ -237,7 +237,7 @@ def finetune_yolo(
         )
     prepare_run_dir(run_dir, _run_record(config, bank))
     import_ultralytics()
-    from defectkit.finetune.yolo_world.engine import OfflineDetectionTrainer, TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
     t0 = time.perf_counter()
     args = _ultralytics_args(config)
@@ -280,7 +280,7 @@ def resume_yolo(
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     if ckpt.get("epoch", -1) < 0 or ckpt.get("optimizer") is None:
         raise InputError(f"{run_dir}: this run finished; start a new run (-o NEW_DIR) to train more")
-    from defectkit.finetune.yolo_world.engine import OfflineDetectionTrainer, TextFileWorldTrainer
+    from defectkit.finetune.yolo_world.trainer import OfflineDetectionTrainer, TextFileWorldTrainer
 
     transpose = float(record.get("transpose", 0.0))
     overrides: dict[str, Any] = {"resume": str(last)}

@@ -2,13 +2,13 @@
 (segment-anything) and ``image/`` (a torchvision classifier and an AutoEncoder). Each folder uses
 the same file names for the same roles (``config``, ``data``, ``model``, ``engine``, ``train``,
 ``predict``, ``cli``; YOLO-World has no ``data`` or ``model``: ultralytics owns both, and its
-engine is ``trainer``, the ultralytics trainer subclasses) and exports
-what users import from its ``__init__``. Every trainer writes into one run folder: resolved
-config, per-epoch metrics CSV, checkpoints.
+engine is ``trainer``, the ultralytics trainer subclasses) and exports what users import from its
+``__init__``. Every trainer writes into one run folder: resolved config, per-epoch metrics CSV,
+checkpoints.
 
 Old module names (the flat ``defectkit.finetune.sam_model`` ... of defectkit <= 0.x, and
-``image.classifier`` / ``image.autoencoder`` / ``image.*_model`` of the first
-per-model layout) still import, for one release, with a DeprecationWarning:
+``image.classifier`` / ``image.autoencoder`` / ``image.*_model`` of the first per-model layout)
+still import, for one release, with a DeprecationWarning:
 
 - :data:`MOVED_MODULES` maps a module that moved whole (or was merged into another) to its new
   home; :class:`_MovedModuleFinder` (on ``sys.meta_path``) makes the old name an alias of the new

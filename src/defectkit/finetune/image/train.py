@@ -40,6 +40,8 @@ FIXED_THRESHOLD = 0.5
 
 
 def _threshold_fn(config: ClassifierConfig):
+    """The classifier's val threshold: eval's max-F1 cut (``config.val_threshold``, when val holds
+    both classes), else :data:`FIXED_THRESHOLD`."""
     from defectkit.finetune.image.metrics import val_threshold
 
     def fn(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -153,9 +153,9 @@ def classifier_epochs(root: Path, paths: dict, s: Sizes, sync) -> str:
 
     from defectkit.datasets.split import load_split
     from defectkit.datasets.torch_data import ManifestDataset
-    from defectkit.finetune.image.classifier import train_classifier
-    from defectkit.finetune.image.classifier_model import build_classifier
     from defectkit.finetune.image.config import ClassifierConfig
+    from defectkit.finetune.image.model import build_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     official = root / "resnet18-f37072fd.pth"
     torch.save(models.resnet18(weights=None).state_dict(), official)  # torchvision's file layout

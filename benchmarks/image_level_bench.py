@@ -48,9 +48,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    from defectkit.finetune.image.autoencoder import predict_autoencoder, train_autoencoder
-    from defectkit.finetune.image.classifier import predict_classifier, train_classifier
     from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
+    from defectkit.finetune.image.predict import predict_autoencoder, predict_classifier
+    from defectkit.finetune.image.train import train_autoencoder, train_classifier
 
     out = Path(args.output)
     split = args.split

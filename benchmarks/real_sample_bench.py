@@ -75,13 +75,13 @@ def run_image_model(
     from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig, ImagePredictConfig
 
     if model == "autoencoder":
-        from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
-        from defectkit.finetune.image.autoencoder import train_autoencoder as train
+        from defectkit.finetune.image.predict import predict_autoencoder as predict
+        from defectkit.finetune.image.train import train_autoencoder as train
 
         cls = AutoencoderConfig
     else:
-        from defectkit.finetune.image.classifier import predict_classifier as predict
-        from defectkit.finetune.image.classifier import train_classifier as train
+        from defectkit.finetune.image.predict import predict_classifier as predict
+        from defectkit.finetune.image.train import train_classifier as train
 
         cls = ClassifierConfig
     split = _split(data, out, PROTOCOL[model], seed)

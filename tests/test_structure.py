@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from defectkit.finetune import MOVED_MODULES
+from defectkit.finetune import MOVED_MODULES, SPLIT_MODULES
 
 
 def _fresh(code: str) -> str:
@@ -30,6 +30,36 @@ def test_old_module_path_is_the_new_module(old: str) -> None:
     assert aliased is new
     assert new.__spec__.name == MOVED_MODULES[old]  # the alias leaves the real module's spec alone
     assert any(issubclass(w.category, DeprecationWarning) and MOVED_MODULES[old] in str(w.message) for w in caught)
+
+
+#: the public names each split module defined (or re-exported) before the split
+SPLIT_OLD_NAMES = {
+    "classifier": ("KIND", "FIXED_THRESHOLD", "defect_score", "display_name", "train_classifier",
+                   "load_classifier", "predict_classifier"),
+    "autoencoder": ("KIND", "ConvAutoEncoder", "SSIMAutoEncoder", "build_autoencoder", "anomaly_maps",
+                    "reduce_maps", "make_score_fn", "good_map_stats", "make_threshold_fn",
+                    "calibrate_checkpoint", "train_autoencoder", "load_autoencoder", "predict_autoencoder"),
+}
+
+
+@pytest.mark.parametrize("old", sorted(SPLIT_MODULES))
+def test_split_module_serves_every_old_name(old: str) -> None:
+    split = SPLIT_MODULES[old]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sys.modules.pop(f"defectkit.finetune.{old}", None)
+        shim = importlib.import_module(f"defectkit.finetune.{old}")
+    assert any(issubclass(w.category, DeprecationWarning) and split.modules[0] in str(w.message) for w in caught)
+    targets = [importlib.import_module(m) for m in split.modules]
+    for name in SPLIT_OLD_NAMES[old.rsplit(".", 1)[-1]]:
+        new = split.renamed.get(name, name)
+        homes = [t for t in targets if hasattr(t, new)]
+        assert homes, f"{old}.{name}: in none of {split.modules}"
+        assert getattr(shim, name) is getattr(homes[0], new)
+    kind = {"classifier": "classifier", "autoencoder": "anomaly"}[old.rsplit(".", 1)[-1]]
+    assert kind == shim.KIND
+    with pytest.raises(AttributeError):
+        shim.no_such_name  # noqa: B018
 
 
 def test_documented_imports_give_the_same_objects() -> None:

@@ -39,7 +39,7 @@ def _config(split: Path, out: Path, **kw) -> ClassifierConfig:
 
 @pytest.fixture(scope="module")
 def straight_run(tiny_split: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -72,7 +72,7 @@ def test_resume_after_kill_gives_the_same_weights(
     straight_run: Path, tiny_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from defectkit.finetune.image import engine as image_engine
-    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     real = image_engine.train_one_epoch
     calls = []
@@ -104,7 +104,7 @@ def test_torchrun_world_size_1_matches_single_process(
 
     import torch.distributed as dist
 
-    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,7 +136,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
     tiny_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from defectkit.finetune.image import losses as image_losses
-    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     real = image_losses.build_classification_loss
 
@@ -164,8 +164,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
 
 
 def test_frozen_backbone_trains_only_the_head(tiny_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.image.classifier import train_classifier
-    from defectkit.finetune.image.classifier_model import build_classifier
+    from defectkit.finetune.image.model import build_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     torch.manual_seed(3)
     init = build_classifier("resnet18", 2, dropout=0.3).state_dict()
@@ -181,7 +181,7 @@ def test_imagenet_weights_come_only_from_the_hub_cache(
 ) -> None:
     import torchvision
 
-    from defectkit.finetune.image.classifier_model import build_classifier
+    from defectkit.finetune.image.model import build_classifier
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     folder = tmp_path / "th" / "hub" / "checkpoints"
@@ -211,7 +211,7 @@ def test_imagenet_weights_come_only_from_the_hub_cache(
 
 def test_predictions_csv_matches_the_split(straight_run: Path, tiny_split: Path, tmp_path: Path) -> None:
     from defectkit.datasets.split import load_split
-    from defectkit.finetune.image.classifier import predict_classifier
+    from defectkit.finetune.image.predict import predict_classifier
 
     out = predict_classifier(
         ImagePredictConfig(weights=str(straight_run / "best.pt"), output=str(tmp_path / "p"))
@@ -245,7 +245,7 @@ def test_bad_splits_are_refused_with_clear_messages(
 ) -> None:
     from defectkit.datasets.mvtec import scan_mvtec
     from defectkit.datasets.split import SplitConfig, make_split
-    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     def moved_to_val(e):
         e["split"] = "val" if e["split"] == "train" else e["split"]

@@ -30,9 +30,8 @@ def trained(tiny_split: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     """best.pt of a tiny classifier and a tiny AutoEncoder trained on ``tiny_split``."""
     import torch
 
-    from defectkit.finetune.image.autoencoder import train_autoencoder
-    from defectkit.finetune.image.classifier import train_classifier
     from defectkit.finetune.image.config import AutoencoderConfig, ClassifierConfig
+    from defectkit.finetune.image.train import train_autoencoder, train_classifier
 
     base = tmp_path_factory.mktemp("folder_runs")
     n = torch.get_num_threads()
@@ -70,9 +69,9 @@ def _split_predictions(model: str, weights: Path, split: Path, out: Path) -> Pat
     from defectkit.finetune.image.config import ImagePredictConfig
 
     if model == "classifier":
-        from defectkit.finetune.image.classifier import predict_classifier as predict
+        from defectkit.finetune.image.predict import predict_classifier as predict
     else:
-        from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
+        from defectkit.finetune.image.predict import predict_autoencoder as predict
     return predict(ImagePredictConfig(weights=str(weights), output=str(out), split=str(split), splits=("test",),
                                       device="cpu"))
 

@@ -73,7 +73,8 @@ def _losses(run: Path, column: str = "train_loss") -> list[float]:
 
 
 def test_classifier_loss_falls_and_beats_chance(easy_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.image.classifier import predict_classifier, train_classifier
+    from defectkit.finetune.image.predict import predict_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     cfg = ClassifierConfig(
         split=str(easy_split),
@@ -105,7 +106,8 @@ AE_SETTINGS = {
 
 @pytest.mark.parametrize("arch", sorted(AE_SETTINGS))
 def test_autoencoder_learns_and_writes_maps(easy_split: Path, tmp_path: Path, arch: str) -> None:
-    from defectkit.finetune.image.autoencoder import predict_autoencoder, train_autoencoder
+    from defectkit.finetune.image.predict import predict_autoencoder
+    from defectkit.finetune.image.train import train_autoencoder
     from defectkit.runtime import load_checkpoint
 
     cfg = AutoencoderConfig(

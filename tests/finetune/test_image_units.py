@@ -120,7 +120,8 @@ def test_balanced_sampler_draws_classes_equally() -> None:
 
 
 def test_autoencoder_shapes_and_reductions() -> None:
-    from defectkit.finetune.image.autoencoder import ConvAutoEncoder, make_threshold_fn, reduce_maps
+    from defectkit.finetune.image.model import ConvAutoEncoder, reduce_maps
+    from defectkit.finetune.image.train import make_threshold_fn
 
     model = ConvAutoEncoder(width=4, latent=2).eval()
     x = torch.rand(2, 3, 48, 64)
@@ -139,8 +140,8 @@ def test_autoencoder_shapes_and_reductions() -> None:
 
 def test_autoencoder_threshold_rule_is_evals_and_balanced_by_default() -> None:
     from defectkit.eval.thresholds import ThresholdRule, choose_threshold
-    from defectkit.finetune.image.autoencoder import make_threshold_fn
     from defectkit.finetune.image.config import AutoencoderConfig
+    from defectkit.finetune.image.train import make_threshold_fn
 
     cfg = AutoencoderConfig(split="-", output="-")
     assert cfg.threshold == "balanced" and cfg.good_percentile == 95.0
@@ -157,7 +158,7 @@ def test_autoencoder_threshold_rule_is_evals_and_balanced_by_default() -> None:
 
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 def test_ssim_autoencoder_bottleneck_and_shapes(size: int) -> None:
-    from defectkit.finetune.image.autoencoder_model import SSIMAutoEncoder, bergmann_layers
+    from defectkit.finetune.image.model import SSIMAutoEncoder, bergmann_layers
 
     model = SSIMAutoEncoder(size, latent=100).eval()
     x = torch.rand(2, 3, size, size)
@@ -174,7 +175,7 @@ def test_ssim_autoencoder_bottleneck_and_shapes(size: int) -> None:
 
 
 def test_standardised_maps_discount_places_that_are_always_hard() -> None:
-    from defectkit.finetune.image.autoencoder import anomaly_maps, reduce_maps
+    from defectkit.finetune.image.model import anomaly_maps, reduce_maps
 
     image = torch.full((1, 3, 16, 16), 0.5)
     recon = image.clone()

@@ -49,7 +49,7 @@ def _metric_rows(run: Path) -> list[dict[str, str]]:
 
 
 def test_classifier_trains_its_step_budget_and_logs_it(tiny_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.image.classifier import train_classifier
+    from defectkit.finetune.image.train import train_classifier
 
     cfg = ClassifierConfig(
         split=str(tiny_split), output=str(tmp_path / "c"), image_size=32, batch_size=4, steps=7,
@@ -67,7 +67,7 @@ def test_classifier_trains_its_step_budget_and_logs_it(tiny_split: Path, tmp_pat
 
 
 def test_explicit_epochs_win_over_steps(tiny_split: Path, tmp_path: Path) -> None:
-    from defectkit.finetune.image.autoencoder import train_autoencoder
+    from defectkit.finetune.image.train import train_autoencoder
 
     cfg = AutoencoderConfig(
         split=str(tiny_split), output=str(tmp_path / "ae"), image_size=32, batch_size=4, epochs=2,

@@ -95,7 +95,7 @@ def test_a_missing_name_says_which_fetch_brings_it(
 def test_a_fetched_resnet_loads_by_name_and_as_imagenet(monkeypatch, tmp_path) -> None:
     from torchvision import models
 
-    from defectkit.finetune.image.classifier_model import build_classifier
+    from defectkit.finetune.image.model import build_classifier
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty hub cache
     official = models.resnet18(weights=None)

@@ -41,7 +41,7 @@ def _weights(cfg: PipelineConfig) -> dict[str, tuple[Path, ...]]:
     if cfg.classifier:
         w = str(cfg.classifier.get("weights", "none"))
         if w == "imagenet":
-            from defectkit.finetune.image.classifier_model import imagenet_weights_file
+            from defectkit.finetune.image.model import imagenet_weights_file
 
             hub = imagenet_weights_file(cfg.classifier.get("arch", "resnet18"))
             need["classifier_train"] = (hub if hub.is_file() else weights_dir() / hub.name,)

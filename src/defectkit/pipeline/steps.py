@@ -190,8 +190,8 @@ def sam_predict_detections(cfg: PipelineConfig) -> None:
 
 
 def classifier_train(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.image.classifier import train_classifier
     from defectkit.finetune.image.config import ClassifierConfig
+    from defectkit.finetune.image.train import train_classifier
 
     run = fresh_dir(cfg.run_dir("classifier"))
     train_classifier(build(ClassifierConfig, dict(cfg.classifier or {}), "classifier",
@@ -199,8 +199,8 @@ def classifier_train(cfg: PipelineConfig) -> None:
 
 
 def autoencoder_train(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.image.autoencoder import train_autoencoder
     from defectkit.finetune.image.config import AutoencoderConfig
+    from defectkit.finetune.image.train import train_autoencoder
 
     run = fresh_dir(cfg.run_dir("autoencoder"))
     train_autoencoder(build(AutoencoderConfig, dict(cfg.autoencoder or {}), "autoencoder",
@@ -208,8 +208,8 @@ def autoencoder_train(cfg: PipelineConfig) -> None:
 
 
 def classifier_predict(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.image.classifier import predict_classifier
     from defectkit.finetune.image.config import ImagePredictConfig
+    from defectkit.finetune.image.predict import predict_classifier
 
     run = cfg.run_dir("classifier")
     predict_classifier(ImagePredictConfig(weights=str(run / "best.pt"), output=str(run / "predictions"),
@@ -217,8 +217,8 @@ def classifier_predict(cfg: PipelineConfig) -> None:
 
 
 def autoencoder_predict(cfg: PipelineConfig) -> None:
-    from defectkit.finetune.image.autoencoder import predict_autoencoder
     from defectkit.finetune.image.config import ImagePredictConfig
+    from defectkit.finetune.image.predict import predict_autoencoder
 
     run = cfg.run_dir("autoencoder")
     predict_autoencoder(ImagePredictConfig(weights=str(run / "best.pt"), output=str(run / "predictions"),

@@ -199,9 +199,9 @@ def _train(args: argparse.Namespace) -> int:
     if getattr(config, "weights", "none") not in ("none", "imagenet"):
         require_weights(config.weights, "--weights file")  # before torch is imported
     if args.model_name == "classifier":
-        from defectkit.finetune.image.classifier import train_classifier as train
+        from defectkit.finetune.image.train import train_classifier as train
     else:
-        from defectkit.finetune.image.autoencoder import train_autoencoder as train
+        from defectkit.finetune.image.train import train_autoencoder as train
     run = train(config, resume=resume, exist_ok=getattr(args, "exist_ok", False))
     print(f"wrote {run}: best.pt, last.pt, metrics.csv, config.json")
     return 0
@@ -227,9 +227,9 @@ def _predict(args: argparse.Namespace) -> int:
         save_maps=not getattr(args, "no_maps", False),
     )
     if args.model_name == "classifier":
-        from defectkit.finetune.image.classifier import predict_classifier as predict
+        from defectkit.finetune.image.predict import predict_classifier as predict
     else:
-        from defectkit.finetune.image.autoencoder import predict_autoencoder as predict
+        from defectkit.finetune.image.predict import predict_autoencoder as predict
     out = predict(config)
     print(f"wrote {out / 'image_scores.csv'}")
     return 0

@@ -2,7 +2,7 @@
 ``train_one_epoch`` and ``evaluate`` take every dependency as an argument; ``fit`` runs the epochs,
 writes metrics.csv, last.pt and best.pt (atomic), early-stops on val and supports exact resume.
 
-Only rank 0 evaluates and writes files when run under torchrun (see image_dist).
+Only rank 0 evaluates and writes files when run under torchrun (see :mod:`.dist`).
 """
 
 from __future__ import annotations

@@ -169,12 +169,13 @@ class _Model:
 
 def _load(config: FolderPredictConfig) -> _Model:
     if config.model == "classifier":
-        from defectkit.finetune.image.classifier import KIND, display_name, load_classifier
+        from defectkit.finetune.image.model import CLASSIFIER_KIND, load_classifier
+        from defectkit.finetune.image.predict import display_name
 
         net, ckpt = load_classifier(config.weights)
-        return _Model(net, ckpt, display_name(ckpt["model_spec"], ckpt["config"]), KIND,
+        return _Model(net, ckpt, display_name(ckpt["model_spec"], ckpt["config"]), CLASSIFIER_KIND,
                       ckpt["model_spec"]["normalize"], "1 - p(good)")
-    from defectkit.finetune.image.autoencoder import KIND, load_autoencoder
+    from defectkit.finetune.image.model import AUTOENCODER_KIND, load_autoencoder
 
     net, ckpt = load_autoencoder(config.weights)
     spec = ckpt["model_spec"]
@@ -182,7 +183,7 @@ def _load(config: FolderPredictConfig) -> _Model:
     text = f"{spec['reduction']} of the smoothed reconstruction-error map" + (
         ", each pixel standardised by good images' errors there" if stats is not None else "")
     name = "AutoEncoder" + ("" if spec["loss"] == "l2" else f" ({spec['loss']})")
-    return _Model(net, ckpt, name, KIND, False, text, stats)
+    return _Model(net, ckpt, name, AUTOENCODER_KIND, False, text, stats)
 
 
 def _score_batch(model: _Model, x):
@@ -192,10 +193,10 @@ def _score_batch(model: _Model, x):
     with torch.no_grad():
         out = model.net(x)
         if model.kind == "classifier":
-            from defectkit.finetune.image.classifier import defect_score
+            from defectkit.finetune.image.model import defect_score
 
             return defect_score(out).float().cpu().tolist(), None
-        from defectkit.finetune.image.autoencoder import anomaly_maps, reduce_maps
+        from defectkit.finetune.image.model import anomaly_maps, reduce_maps
 
         spec = model.ckpt["model_spec"]
         maps = anomaly_maps(out, x, loss=spec["loss"], sigma=spec["smooth_sigma"], stats=model.stats)

@@ -2,13 +2,14 @@
 
 One role per file, the same file names as in ``finetune/yolo_world`` and ``finetune/image``:
 
+- ``config``: :class:`SamTrainConfig` (the training settings, saved to the run's ``config.json``)
 - ``model``: build / load a SAM (``sam_model_registry``, ``build_sam_model``, the tiny test model)
 - ``fast_decoder``: a batched, CPU-friendly equivalent of SAM's mask decoder
 - ``data``: COCO instances to :class:`SamSample` (masks, boxes, augmentation)
 - ``cache``: the image-embedding cache (frozen encoder)
 - ``engine``: losses, one training epoch, evaluation
-- ``train``: :class:`SamTrainConfig` and :func:`train_sam` (one run folder)
-- ``predict``: :func:`predict_masks` and :func:`predict_sam` (COCO results json)
+- ``train``: :func:`train_sam` (one run folder, resume)
+- ``predict``: :class:`SamPredictConfig`, :func:`predict_masks` and :func:`predict_sam` (COCO results json)
 - ``cli``: ``defectkit finetune sam`` / ``defectkit predict sam``
 
 Names are exported lazily: ``import defectkit.finetune.sam`` imports no torch.
@@ -24,7 +25,7 @@ _EXPORTS = {
     "SamSample": "data",
     "load_coco_samples": "data",
     "EmbeddingCache": "cache",
-    "SamTrainConfig": "train",
+    "SamTrainConfig": "config",
     "train_sam": "train",
     "SamPredictConfig": "predict",
     "predict_masks": "predict",

@@ -2,7 +2,7 @@
 once per image across epochs and runs.
 
 Key = sha256 of (image file content hash, encoder weights hash, model type, input size[, flip
-variant for augmented copies: see ``sam_data.dihedral``]). The
+variant for augmented copies: see ``data.dihedral``]). The
 encoder hash is taken over the image encoder's own tensors, so it stands in for "checkpoint hash"
 and for "random-init:<seed>" alike, and a decoder-only fine-tune (same encoder) reuses the cache.
 Each entry is one ``<key[:2]>/<key>.npy`` file of shape CxHxW float16 (256x64x64 = 2 MiB for

@@ -10,6 +10,12 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_synth(subparsers)
+    _register_describe(subparsers)
+    _register_split(subparsers)
+
+
+def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "synth",
         help="write a synthetic MVTec-format category (bottle-like)",
@@ -22,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="A,B",
         help="several categories, comma-separated, e.g. bottle,tile ('tile' is a texture with crack and "
-        "glue_strip defects, any other name the bottle-like object); default: the one --category",
+        "glue_strip defects, any other name but all/report the bottle-like object); default: the one --category",
     )
     p.add_argument(
         "--layout",
@@ -39,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_synth)
 
+
+def _register_describe(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "describe",
         help="print the dataset card of an MVTec AD / MVTec AD 2 / VisA folder",
@@ -52,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_describe)
 
+
+def _register_split(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "split",
         help="write the train/val/test split manifest",

@@ -28,7 +28,8 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="A,B",
         help="several categories, comma-separated, e.g. bottle,tile ('tile' is a texture with crack and "
-        "glue_strip defects, any other name but all/report the bottle-like object); default: the one --category",
+        "glue_strip defects, any other name but all/report the bottle-like object); default: the one "
+        "--category",
     )
     p.add_argument(
         "--layout",

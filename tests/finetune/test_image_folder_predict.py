@@ -192,7 +192,8 @@ def test_rerun_into_the_same_folder_removes_stale_maps_and_overlays(trained, tes
     out = tmp_path / "p"
     cfg = dict(model="autoencoder", weights=str(trained["autoencoder"]), output=str(out), device="cpu")
     predict_images(FolderPredictConfig(images=str(test_images), **cfg))
-    assert len(list((out / "overlays").glob("*.png"))) == 13 and len(list((out / "anomaly_maps").glob("*"))) == 13
+    assert len(list((out / "overlays").glob("*.png"))) == 13
+    assert len(list((out / "anomaly_maps").glob("*"))) == 13
     two = tmp_path / "two"
     two.mkdir()
     for f in sorted(test_images.glob("*.png"))[:2]:

@@ -178,7 +178,8 @@ def test_shipped_all_categories_config_loads() -> None:
         assert getattr(cfg, section) == getattr(single, section), section
 
 
-def test_a_root_without_categories_key_stops_before_any_stage(tmp_path: Path, mvtec_root: Path, run_cli) -> None:
+def test_a_root_without_categories_key_stops_before_any_stage(tmp_path: Path, mvtec_root: Path,
+                                                              run_cli) -> None:
     """Without `categories:` a root of several categories is refused up front, pointing at the key
     (not half-way through, at split, with a message about CLI flags)."""
     code, out, err = run_cli("run", _pipeline(tmp_path, mvtec_root, None))

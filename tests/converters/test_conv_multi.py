@@ -183,3 +183,18 @@ def test_other_layouts_convert_the_same_masks(roots, tmp_path: Path, layout: str
     assert area == truth > 0 and rep.empty_masks == 0
     mv = make_split_all(scan_dataset(roots["mvtec"]), SplitConfig(defects_to_train=1))
     assert sum(len(c["images"]) for c in coco.values()) == len(mv.entries)
+
+
+def test_a_category_manifest_given_with_the_root_names_the_folder_it_was_made_for(roots, tmp_path: Path,
+                                                                                   run_cli) -> None:
+    """`split ROOT --category tile` then `convert ROOT --split`: the error says which folder to give."""
+    root = roots["visa"]
+    code, _, err = run_cli("split", root, "--category", "tile", "-o", tmp_path / "tile.json")
+    assert code == 0, err
+    code, out, err = run_cli("convert", root, "--split", tmp_path / "tile.json", "-o", tmp_path / "z")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert (f"tile.json: lists Data/Images/Anomaly/000.JPG, which is not in {root.resolve()} (the manifest "
+            f"was made for {(root / 'tile').resolve()}: give that folder as DATASET") in err
+    code, _, err = run_cli("convert", root / "tile", "--split", tmp_path / "tile.json", "--to", "coco",
+                           "-o", tmp_path / "ok")
+    assert code == 0, err

@@ -80,6 +80,15 @@ def test_ad2_private_sets_skipped_with_one_counted_warning(trees) -> None:
     assert not any("test_private" in str(r.image_path) for r in index.records)
 
 
+def test_ad2_private_warning_names_only_the_folders_found(trees, tmp_path) -> None:
+    root = _copy(trees, "mvtec_ad2", tmp_path)
+    for cat in ("bottle", "tile"):
+        shutil.rmtree(root / cat / "test_private_mixed")
+    (warning,) = [w for w in scan_dataset(root / "tile").warnings if "test_private" in w]
+    assert "skipped 1 folder(s) test_private/ (2 images without ground truth" in warning
+    assert "test_private_mixed" not in warning
+
+
 def test_ad2_split_uses_validation_good_as_val(trees) -> None:
     m = make_split(scan_dataset(trees["mvtec_ad2"]), SplitConfig(defects_to_train=1, category="bottle"))
     val = m.subset("val")

@@ -115,3 +115,7 @@ def test_config_and_cli(tmp_path: Path, run_cli) -> None:
     assert code == 0 and "Dataset: bottle" in out and "Dataset: tile" in out and "Layout: VisA" in out
     code, _, err = run_cli("synth", tmp_path / "e", "--categories", "tile,tile")
     assert code == 2 and "synth: categories: each name once" in err
+    code, _, err = run_cli("synth", tmp_path / "f", "--categories", "all")  # not a category named "all"
+    assert code == 2 and "synth: categories: 'all' is reserved" in err and not (tmp_path / "f").exists()
+    with pytest.raises(ValueError, match="'report' is reserved"):
+        SynthConfig(categories=("bottle", "report"))

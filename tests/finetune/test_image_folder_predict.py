@@ -182,3 +182,26 @@ def test_checkpoint_without_threshold_leaves_pred_empty(trained, test_images: Pa
     assert len(rows) == 13 and {r["pred"] for r in rows.values()} == {""}
     assert json.loads((out / "prediction_meta.json").read_text())["threshold"] is None
     assert len(list((out / "overlays").glob("*.png"))) == 13 and not (out / "anomaly_maps").exists()
+
+
+def test_rerun_into_the_same_folder_removes_stale_maps_and_overlays(trained, test_images: Path,
+                                                                   tmp_path: Path) -> None:
+    """A second run into the same -o with other images (or --no-maps) leaves no map or overlay of
+    an image its image_scores.csv does not list."""
+    out = tmp_path / "p"
+    cfg = dict(model="autoencoder", weights=str(trained["autoencoder"]), output=str(out), device="cpu")
+    predict_images(FolderPredictConfig(images=str(test_images), **cfg))
+    assert len(list((out / "overlays").glob("*.png"))) == 13
+    assert len(list((out / "anomaly_maps").glob("*"))) == 13
+    two = tmp_path / "two"
+    two.mkdir()
+    for f in sorted(test_images.glob("*.png"))[:2]:
+        shutil.copyfile(f, two / f.name)
+    (out / "overlays" / "notes.txt").write_text("not ours")  # other files are left alone
+    predict_images(FolderPredictConfig(images=str(two), **cfg))
+    stems = set(_rows(out))
+    assert len(stems) == 2 and {p.stem for p in (out / "overlays").glob("*.png")} == stems
+    assert {p.stem for p in (out / "anomaly_maps").glob("*.npy")} == stems
+    assert (out / "overlays" / "notes.txt").exists()
+    predict_images(FolderPredictConfig(images=str(two), save_maps=False, **cfg))
+    assert not list((out / "anomaly_maps").glob("*.npy")) and len(list((out / "overlays").glob("*.png"))) == 2

@@ -176,3 +176,31 @@ def test_shipped_all_categories_config_loads() -> None:
     assert cfg.categories == "all" and Path(cfg.dataset).name == "mvtec_anomaly_detection"
     for section in ("split", "yolo_world", "sam", "classifier", "autoencoder", "eval"):
         assert getattr(cfg, section) == getattr(single, section), section
+
+
+def test_a_root_without_categories_key_stops_before_any_stage(tmp_path: Path, mvtec_root: Path,
+                                                              run_cli) -> None:
+    """Without `categories:` a root of several categories is refused up front, pointing at the key
+    (not half-way through, at split, with a message about CLI flags)."""
+    code, out, err = run_cli("run", _pipeline(tmp_path, mvtec_root, None))
+    assert code == 2 and out == ""
+    assert (f"dataset: {mvtec_root} holds 3 categories (bottle, bottle_b, tile); add `categories: all`"
+            in err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_visa_categories_are_the_objects_of_its_csv(tmp_path: Path) -> None:
+    """A folder with Data/ that the CSV does not list is not a category; a listed object whose
+    folder is missing stays one (it then fails as a category instead of silently dropping out)."""
+    import shutil
+
+    from defectkit.datasets.synth import SynthConfig, generate_synthetic
+    from defectkit.pipeline.multi import root_categories
+
+    root = generate_synthetic(tmp_path / "visa", SynthConfig(n_train=3, n_test_good=1, n_test_per_defect=1,
+                                                               size=32, categories=("bottle", "tile"),
+                                                               layout="visa"))
+    (root / "notes" / "Data").mkdir(parents=True)
+    assert root_categories(root) == ("bottle", "tile")
+    shutil.rmtree(root / "tile")
+    assert root_categories(root) == ("bottle", "tile")

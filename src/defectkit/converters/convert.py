@@ -155,6 +155,10 @@ def load_manifest(
     root = Path(dataset).resolve()
     if not root.is_dir():
         raise InputError(f"{dataset}: dataset folder not found")
+    absent = next((e.image for e in manifest.entries if not (root / e.image).is_file()), None)
+    if absent is not None:  # most often the wrong folder (a root for a category's manifest): say which
+        raise InputError(f"{split}: lists {absent}, which is not in {root} (the manifest was made for "
+                         f"{manifest.dataset}: give that folder as DATASET, or split this one)")
     if verify:
         files = [e.image for e in manifest.entries] + [e.mask for e in manifest.entries if e.mask]
         _check_fingerprint(manifest, split, root, data_fingerprint(root, files))

@@ -10,8 +10,12 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``defectkit synth``, ``describe`` and ``split``. Long on purpose: one flat
-    ``add_argument`` per flag, in --help order, reads better than helpers that hide them."""
+    _register_synth(subparsers)
+    _register_describe(subparsers)
+    _register_split(subparsers)
+
+
+def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "synth",
         help="write synthetic categories (bottle-like object, tile texture) in the MVTec AD, AD 2 or VisA layout",
@@ -25,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="A,B",
         help="several categories, comma-separated, e.g. bottle,tile ('tile' is a texture with crack and "
-        "glue_strip defects, any other name the bottle-like object); default: the one --category",
+        "glue_strip defects, any other name but all/report the bottle-like object); default: the one "
+        "--category",
     )
     p.add_argument(
         "--layout",
@@ -42,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_synth)
 
+
+def _register_describe(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "describe",
         help="print the dataset card of an MVTec AD / MVTec AD 2 / VisA folder",
@@ -55,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_describe)
 
+
+def _register_split(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "split",
         help="write the train/val/test split manifest",

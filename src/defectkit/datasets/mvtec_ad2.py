@@ -62,8 +62,9 @@ def _warn_private(root: Path, cat_dirs: list[Path], problems: _Problems) -> None
     found = [c / f for c in cat_dirs for f in PRIVATE if (c / f).is_dir()]
     if found:
         n = sum(1 for d in found for p in d.rglob("*") if is_image_file(p))
+        names = ", ".join(f"{f}/" for f in PRIVATE if any(d.name == f for d in found))  # only those found
         problems.warn(
-            f"{root}: skipped {len(found)} folder(s) {'/, '.join(PRIVATE)}/ ({n} images without ground "
+            f"{root}: skipped {len(found)} folder(s) {names} ({n} images without ground "
             "truth: MVTec AD 2's private test sets cannot be evaluated here)"
         )
 

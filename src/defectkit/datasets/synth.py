@@ -63,6 +63,11 @@ class SynthConfig:
         for name in (self.category, *self.categories):
             if not name or "/" in name or "," in name or name.startswith("."):
                 raise ValueError(f"bad category name {name!r}")
+        reserved = [n for n in self.categories if n in ("all", "report")]
+        if reserved:  # `--categories all` means every category; output/report/ is the cross-category report
+            raise ValueError(f"categories: {reserved[0]!r} is reserved (`all` selects every category in "
+                             "split, convert and run; `report` is the run's cross-category report): name "
+                             "the categories, e.g. bottle,tile")
         if len(set(self.categories)) != len(self.categories):
             raise ValueError(f"categories: each name once, got {list(self.categories)}")
         if self.layout not in SYNTH_LAYOUTS:

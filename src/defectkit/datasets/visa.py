@@ -136,6 +136,11 @@ def _row_record(root: Path, n: int, row: dict[str, str], csv_path: Path, problem
     return ImageRecord(rec.category, split, defect, rec.image_path, mask.resolve(), w, h, c)
 
 
+def visa_objects(root: Path) -> tuple[str, ...]:
+    """The sorted objects (categories) ``split_csv/1cls.csv`` of the VisA root ``root`` lists."""
+    return tuple(sorted({row["object"] for _, row in _read_rows(root / CSV) if row["object"]}))
+
+
 def scan_visa(path: str | Path, *, lenient: bool = False) -> DatasetIndex:
     """Scan a VisA root (every object of ``split_csv/1cls.csv``) or one object folder (its rows only).
 

@@ -46,21 +46,39 @@ def check_categories_field(cfg: PipelineConfig) -> None:
 
 
 def root_categories(root: Path) -> tuple[str, ...]:
-    """Sorted names of the category folders directly under ``root`` (MVTec AD / MVTec AD 2: a
-    folder with ``train/`` or ``test/``; VisA: an object folder with ``Data/`` beside ``split_csv/``)."""
-    from defectkit.datasets.layouts import detect_layout
+    """Sorted names of the categories of ``root`` (MVTec AD / MVTec AD 2: the folders directly under
+    it with ``train/`` or ``test/``; VisA: the objects its ``split_csv/1cls.csv`` lists, so an object
+    whose folder is missing fails as a category instead of silently dropping out)."""
+    from defectkit.datasets.visa import visa_objects
 
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found")
     if (root / "train").is_dir() or (root / "test").is_dir() or (root / "Data").is_dir():
         raise InputError(f"{root}: is one category folder; with `categories:` give the dataset root that holds "
                          "the category folders (or drop `categories:` to run this category alone)")
-    marker = "Data" if detect_layout(root) == "visa" else None
-    names = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and (
-        (p / marker).is_dir() if marker else ((p / "train").is_dir() or (p / "test").is_dir()))))
+    if (root / "split_csv").is_dir():
+        names = visa_objects(root)
+    else:
+        names = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and (
+            (p / "train").is_dir() or (p / "test").is_dir())))
     if not names:
         raise InputError(f"{root}: no category folder (with train/ or test/, or a VisA object with Data/) here")
     return names
+
+
+def check_one_category(cfg: PipelineConfig) -> None:
+    """InputError before any stage when a run without ``categories:`` is given a root that holds
+    several categories (``split`` would stop with a message about CLI flags half-way through)."""
+    if cfg.synth is not None or not cfg.data_dir.is_dir():
+        return
+    try:
+        names = root_categories(cfg.data_dir)
+    except InputError:  # a category folder, or no category here: the stages say what is wrong
+        return
+    if len(names) > 1:
+        raise InputError(f"dataset: {cfg.data_dir} holds {len(names)} categories ({', '.join(names)}); add "
+                         "`categories: all` (or a list of names) to run each of them, or give one category "
+                         "folder as `dataset:`")
 
 
 def resolve_categories(cfg: PipelineConfig) -> tuple[str, ...]:

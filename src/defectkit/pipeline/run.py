@@ -118,6 +118,9 @@ def run_pipeline(cfg: PipelineConfig, *, from_stage: str | None = None, only: st
                  on_stage: Callable[[str], Any] | None = None) -> list[StageResult]:
     """Run the chain into ``cfg.output`` (stages whose inputs and settings are unchanged are skipped);
     ``on_stage(name)`` is called before each stage runs."""
+    from defectkit.pipeline.multi import check_one_category
+
+    check_one_category(cfg)
     ensure_dir(cfg.out)
     stages = build_stages(cfg)
     results = run_stages(stages, cfg.out / ".stages", from_stage=from_stage, only=only, on_stage=on_stage)

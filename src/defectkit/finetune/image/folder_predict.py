@@ -279,10 +279,23 @@ def predict_images(config: FolderPredictConfig) -> Path:
     if skipped:
         log.warning("%d of %d image file(s) in %s could not be read and were skipped: %s", len(skipped),
                     len(files), config.images, ", ".join(skipped))
+    _remove_stale(config, out, {image for image, _, _ in rows})
     atomic_write_text(out / "image_scores.csv", format_folder_scores(rows, threshold))
     atomic_write_json(out / "prediction_meta.json", _meta(config, model, threshold, len(rows), skipped))
     mark_complete(out)
     return out
+
+
+def _remove_stale(config: FolderPredictConfig, out: Path, stems: set[str]) -> None:
+    """Delete ``anomaly_maps/*.npy`` and ``overlays/*.png`` an earlier run into ``out`` left for images
+    not scored now (or all of them when this run writes none), so the folder matches its CSV."""
+    kinds = (("anomaly_maps", ".npy", config.save_maps), ("overlays", ".png", config.overlays))
+    stale = [f for sub, suffix, kept in kinds for f in sorted((out / sub).glob(f"*{suffix}"))
+             if not kept or f.stem not in stems]
+    for f in stale:
+        f.unlink()
+    if stale:
+        log.info("%s: removed %d map/overlay file(s) of an earlier run", out, len(stale))
 
 
 def _meta(config: FolderPredictConfig, model: _Model, threshold: float | None, count: int,

@@ -176,6 +176,8 @@ def test_shipped_all_categories_config_loads() -> None:
     assert cfg.categories == "all" and Path(cfg.dataset).name == "mvtec_anomaly_detection"
     for section in ("split", "yolo_world", "sam", "classifier", "autoencoder", "eval"):
         assert getattr(cfg, section) == getattr(single, section), section
+    # pasted instances stay in place on every category (many MVTec parts sit in one pose)
+    assert cfg.paste["placement"] == "same" and single.paste["placement"] == "rotate"
 
 
 def test_a_root_without_categories_key_stops_before_any_stage(tmp_path: Path, mvtec_root: Path,

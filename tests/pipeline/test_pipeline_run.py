@@ -18,7 +18,7 @@ def test_shipped_gpu_config_loads_and_names_every_missing_weights_file(run_cli, 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     cfg = load_pipeline_yaml(REPO / "configs" / "bottle_gpu.yaml")
     names = [s.name for s in build_stages(cfg)]
-    assert names[:3] == ["describe", "split", "convert"] and names[-1] == "eval"
+    assert names[:4] == ["describe", "split", "paste", "convert"] and names[-1] == "eval"
     assert {"yolo_world_train", "sam_train", "classifier_train", "autoencoder_train"} <= set(names)
     code, out, err = run_cli("run", REPO / "configs" / "bottle_gpu.yaml")
     assert code == 2 and out == ""
@@ -40,6 +40,8 @@ def test_shipped_cpu_config_is_from_scratch_on_a_cpu_with_step_budgets() -> None
     for section in (cfg.yolo_world, cfg.sam, cfg.classifier, cfg.autoencoder):
         assert section["device"] == "cpu" and "epochs" not in section  # lengths in steps
     assert cfg.yolo_world["steps"] > 0 and cfg.sam["steps"] > 0
+    assert cfg.paste["per_type"] > 0 and cfg.eval["threshold"] == "balanced" and cfg.yolo_world["imgsz"] == "auto"
+    assert [s.name for s in build_stages(cfg)][1:4] == ["split", "paste", "convert"]
     # the image models run with the library defaults, which budget in steps
     assert ClassifierConfig(split="-", output="-").steps > 0 and AutoencoderConfig(split="-", output="-").steps > 0
 

@@ -32,3 +32,19 @@ def test_readme_holds_the_ci_test_command() -> None:
 def test_build_readme_refuses_unknown_flags() -> None:
     res = _run("docs/build_readme.py", "--tabel", "x")
     assert res.returncode == 2 and "unrecognized arguments" in res.stderr
+
+
+def test_architecture_layout_names_every_module() -> None:
+    """docs/ARCHITECTURE.md's package layout lists every module of every package (kept in sync)."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Package layout"):text.index("## Where to add a new model")]
+    for sep in ",;:()/":
+        layout = layout.replace(sep, " ")
+    words = set(layout.split())
+    src = REPO / "src" / "defectkit"
+    missing = sorted(
+        str(p.relative_to(src)) for p in src.rglob("*.py")
+        if p.stem != "__init__" and "__pycache__" not in p.parts
+        and p.stem not in words and p.name not in words
+    )
+    assert missing == []

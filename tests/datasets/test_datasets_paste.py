@@ -150,3 +150,18 @@ def test_paste_cli_writes_the_derived_dataset(tiny_split: Path, tmp_path: Path, 
     assert code == 0 and "wrote 6 pasted images" in out
     derived = load_split(tmp_path / "p" / "split.json")
     assert sum(e.name.startswith("paste_") for e in derived.entries) == 6
+
+
+def test_paste_never_replaces_a_folder_it_did_not_write(tiny_split: Path, tiny_dataset: Path, tmp_path: Path) -> None:
+    busy = tmp_path / "runs"
+    (busy / "other_run").mkdir(parents=True)
+    (busy / "other_run" / "best.pt").write_bytes(b"keep me")
+    with pytest.raises(InputError, match="not an earlier paste output"):
+        paste_split(PasteConfig(split=str(tiny_split), output=str(busy), per_type=1))
+    assert (busy / "other_run" / "best.pt").read_bytes() == b"keep me"
+    for inside in (tiny_dataset, tiny_dataset.parent, tiny_dataset / "pasted"):
+        with pytest.raises(InputError, match="outside the dataset folder"):
+            paste_split(PasteConfig(split=str(tiny_split), output=str(inside), per_type=1))
+    first = paste_split(PasteConfig(split=str(tiny_split), output=str(tmp_path / "p"), per_type=1))
+    again = paste_split(PasteConfig(split=str(tiny_split), output=str(tmp_path / "p"), per_type=2))
+    assert first.split == again.split and again.pasted == {d: 2 for d in again.pasted}  # a paste folder is re-written

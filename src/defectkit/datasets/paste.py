@@ -252,14 +252,26 @@ def _plan(manifest: SplitManifest, config: PasteConfig) -> list[tuple[str, Split
     return plan
 
 
+def _check_output(out: Path, dataset: Path) -> None:
+    """InputError unless ``out`` can be replaced whole: it must not hold or lie inside the dataset,
+    and an existing non-empty folder must be an earlier paste output (with ``paste.json``)."""
+    dataset = dataset.resolve()
+    if out == dataset or out in dataset.parents or dataset in out.parents:
+        raise InputError(f"{out}: the paste output must lie outside the dataset folder {dataset}")
+    if out.is_dir() and any(out.iterdir()) and not (out / "paste.json").is_file():
+        raise InputError(f"{out}: exists and is not an earlier paste output (no paste.json); the output "
+                         "folder is replaced whole, so give a new folder")
+
+
 def paste_split(config: PasteConfig) -> PasteResult:
     """Write ``config.output``: ``<category>/`` (the split's files linked + the pasted images and
     masks), ``split.json`` (the original entries, unchanged, plus the pasted ones in train) and
     ``paste.json`` (config and, per pasted image, its background and instances). The folder is
     built aside and swapped in whole, so an interrupted run leaves the previous output intact."""
     manifest = load_split(config.split)
-    plan = _plan(manifest, config)
     out = Path(config.output).resolve()
+    _check_output(out, manifest.dataset)
+    plan = _plan(manifest, config)
     final_root = out / manifest.category
     reader = _Reader(manifest, config.min_area)
     rng = random.Random(config.seed + 1)

@@ -206,7 +206,7 @@ class PasteResult:
 
 
 class _Reader:
-    """Reads each source image / mask component once (HWC uint8 RGB, HxW bool)."""
+    """Reads each instance's source image / mask component once (HWC uint8 RGB, HxW bool)."""
 
     def __init__(self, manifest: SplitManifest, min_area: int) -> None:
         self.manifest, self.min_area = manifest, min_area
@@ -268,6 +268,8 @@ def paste_split(config: PasteConfig) -> PasteResult:
     masks), ``split.json`` (the original entries, unchanged, plus the pasted ones in train) and
     ``paste.json`` (config and, per pasted image, its background and instances). The folder is
     built aside and swapped in whole, so an interrupted run leaves the previous output intact."""
+    from defectkit.datasets.io import read_image
+
     manifest = load_split(config.split)
     out = Path(config.output).resolve()
     _check_output(out, manifest.dataset)
@@ -286,7 +288,8 @@ def paste_split(config: PasteConfig) -> PasteResult:
             i = counts.get(defect, 0)
             counts[defect] = i + 1
             sources = [(reader.image(c.entry), reader.component(c)) for c in chosen]
-            image, mask = paste_instances(reader.image(bg), sources, config.placement, config.feather, rng)
+            background = read_image(manifest.image_path(bg))  # not cached: each is used about once
+            image, mask = paste_instances(background, sources, config.placement, config.feather, rng)
             entry = SplitEntry(
                 name=f"{PREFIX}{defect}_{i:03d}", image=f"test/{defect}/{PREFIX}{i:03d}.png",
                 mask=f"ground_truth/{defect}/{PREFIX}{i:03d}_mask.png", defect_type=defect, label=1,

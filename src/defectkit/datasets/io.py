@@ -17,6 +17,18 @@ from defectkit.errors import InputError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+def encode_png(arr: np.ndarray, compression: int = 6) -> bytes:
+    """PNG bytes of an HWC uint8 RGB image or an HxW uint8 mask (OpenCV, zlib level ``compression``)."""
+    import cv2
+
+    if arr.ndim == 3:
+        arr = arr[:, :, ::-1]  # RGB -> BGR for OpenCV
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
 def is_image_file(path: Path) -> bool:
     """True for a regular file whose extension is an image extension (case-insensitive)."""
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")

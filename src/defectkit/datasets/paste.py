@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from defectkit.datasets.io import encode_png, read_image, read_mask
 from defectkit.datasets.split import SplitEntry, SplitManifest, data_fingerprint, load_split
 from defectkit.errors import InputError
 from defectkit.fileio import atomic_dir, atomic_write_bytes, atomic_write_json, ensure_dir
@@ -160,18 +161,6 @@ class _Instance:
     component: int  # index into mask_components(mask, min_area)
 
 
-def _instances(manifest: SplitManifest, min_area: int) -> dict[str, list[_Instance]]:
-    """Every usable instance of the train split, by defect type (sorted by image name)."""
-    from defectkit.datasets.io import read_mask
-
-    out: dict[str, list[_Instance]] = {}
-    for e in manifest.subset("train"):
-        if e.label == 1 and e.mask:
-            comps = mask_components(read_mask(manifest.dataset / e.mask).mask, min_area)
-            out.setdefault(e.defect_type, []).extend(_Instance(e, i) for i in range(len(comps)))
-    return out
-
-
 def _link(src: Path, dst: Path) -> None:
     """dst -> src as a symlink (a copy where links are not allowed); an existing dst is replaced."""
     ensure_dir(dst.parent)
@@ -183,16 +172,6 @@ def _link(src: Path, dst: Path) -> None:
     except OSError:
         tmp.write_bytes(src.read_bytes())
     os.replace(tmp, dst)
-
-
-def _png(arr: np.ndarray) -> bytes:
-    import cv2
-
-    arr = arr[:, :, ::-1] if arr.ndim == 3 else arr  # RGB -> BGR for OpenCV
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:  # pragma: no cover - OpenCV failure
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
 
 
 @dataclass(frozen=True)
@@ -214,27 +193,34 @@ class _Reader:
         self._comps: dict[str, list[np.ndarray]] = {}
 
     def image(self, e: SplitEntry) -> np.ndarray:
-        from defectkit.datasets.io import read_image
-
         if e.name not in self._images:
             self._images[e.name] = read_image(self.manifest.image_path(e))
         return self._images[e.name]
 
-    def component(self, inst: _Instance) -> np.ndarray:
-        from defectkit.datasets.io import read_mask
-
-        e = inst.entry
+    def components(self, e: SplitEntry) -> list[np.ndarray]:
         if e.name not in self._comps:
             self._comps[e.name] = mask_components(read_mask(self.manifest.dataset / e.mask).mask, self.min_area)
-        return self._comps[e.name][inst.component]
+        return self._comps[e.name]
+
+    def component(self, inst: _Instance) -> np.ndarray:
+        return self.components(inst.entry)[inst.component]
 
 
-def _plan(manifest: SplitManifest, config: PasteConfig) -> list[tuple[str, SplitEntry, list[_Instance]]]:
+def _instances(manifest: SplitManifest, reader: _Reader) -> dict[str, list[_Instance]]:
+    """Every usable instance of the train split, by defect type (sorted by image name)."""
+    out: dict[str, list[_Instance]] = {}
+    for e in manifest.subset("train"):
+        if e.label == 1 and e.mask:
+            out.setdefault(e.defect_type, []).extend(_Instance(e, i) for i in range(len(reader.components(e))))
+    return out
+
+
+def _plan(manifest: SplitManifest, config: PasteConfig, reader: _Reader) -> list[tuple[str, SplitEntry, list[_Instance]]]:
     """(defect type, background entry, instances) per pasted image, drawn from ``config.seed``."""
     goods = [e for e in manifest.subset("train") if e.label == 0]
     if not goods:
         raise InputError(f"{config.split}: the train split holds no good image to paste onto")
-    by_type = _instances(manifest, config.min_area)
+    by_type = _instances(manifest, reader)
     if not by_type:
         raise InputError(
             f"{config.split}: the train split holds no defect instance to paste (of at least "
@@ -268,14 +254,12 @@ def paste_split(config: PasteConfig) -> PasteResult:
     masks), ``split.json`` (the original entries, unchanged, plus the pasted ones in train) and
     ``paste.json`` (config and, per pasted image, its background and instances). The folder is
     built aside and swapped in whole, so an interrupted run leaves the previous output intact."""
-    from defectkit.datasets.io import read_image
-
     manifest = load_split(config.split)
     out = Path(config.output).resolve()
     _check_output(out, manifest.dataset)
-    plan = _plan(manifest, config)
-    final_root = out / manifest.category
     reader = _Reader(manifest, config.min_area)
+    plan = _plan(manifest, config, reader)
+    final_root = out / manifest.category
     rng = random.Random(config.seed + 1)
     pasted, records, counts = [], [], {}
     with atomic_dir(out) as tmp:
@@ -295,8 +279,8 @@ def paste_split(config: PasteConfig) -> PasteResult:
                 mask=f"ground_truth/{defect}/{PREFIX}{i:03d}_mask.png", defect_type=defect, label=1,
                 split="train", source_split="test", width=image.shape[1], height=image.shape[0], channels=3,
             )
-            atomic_write_bytes(root / entry.image, _png(image))
-            atomic_write_bytes(root / entry.mask, _png(mask.astype(np.uint8) * 255))
+            atomic_write_bytes(root / entry.image, encode_png(image, 3))
+            atomic_write_bytes(root / entry.mask, encode_png(mask.astype(np.uint8) * 255, 3))
             pasted.append(entry)
             records.append({"name": entry.name, "background": bg.name,
                              "instances": [[c.entry.name, c.component] for c in chosen]})

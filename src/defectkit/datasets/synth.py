@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from defectkit.datasets.io import encode_png
 from defectkit.datasets.synth_layouts import SYNTH_LAYOUTS, Job, jobs_for, place, visa_csv
 from defectkit.datasets.synth_texture import TILE_DEFECTS, render_tile
 from defectkit.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -220,17 +221,6 @@ def render_sample(size: int, defect: str | None, rng: np.random.Generator) -> tu
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), mask
 
 
-def _png(arr: np.ndarray) -> bytes:
-    import cv2
-
-    if arr.ndim == 3:
-        arr = arr[:, :, ::-1]  # RGB -> BGR for OpenCV
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 6])
-    if not ok:  # pragma: no cover - OpenCV failure
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def defect_types_of(category: str) -> tuple[str, ...]:
     """The synthetic defect types of a category: the texture's for ``tile``, else the bottle's."""
     return TILE_DEFECTS if category in TEXTURE_CATEGORIES else DEFECT_TYPES
@@ -279,10 +269,10 @@ def generate_synthetic(out: str | Path, config: SynthConfig = SynthConfig()) -> 
         for job in progress(jobs, desc=f"synth {category}"):
             img, mask = render_job(config, job)
             where = place(job, config.layout, defects, config.n_train, config.n_test_per_defect)
-            data = _jpg(img) if where.image.endswith(".JPG") else _png(img)
+            data = _jpg(img) if where.image.endswith(".JPG") else encode_png(img)
             atomic_write_bytes(root / where.image, data)
             if where.mask is not None:
-                atomic_write_bytes(root / where.mask, _png(mask.astype(np.uint8) * where.mask_value))
+                atomic_write_bytes(root / where.mask, encode_png(mask.astype(np.uint8) * where.mask_value))
             if where.row is not None:
                 rows.append(where.row)
         n += len(jobs)

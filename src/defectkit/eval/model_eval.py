@@ -64,7 +64,7 @@ def _threshold(pred: PredictionSet, ctx: EvalContext, scores: dict[str, float]) 
     y = np.array([e.label for e in val], dtype=int)
     s = np.array([scores[e.name] for e in val], dtype=float)
     note = None
-    if rule.kind in ("max-f1", "balanced") and y.size and not (np.any(y == 0) and np.any(y == 1)):
+    if rule.needs_both_classes and y.size and not (np.any(y == 0) and np.any(y == 1)):
         note = f"val holds one class only: {rule.kind} impossible, used good-recall=0.95"
         rule = ThresholdRule("good-recall", 0.95)
     try:
@@ -73,7 +73,7 @@ def _threshold(pred: PredictionSet, ctx: EvalContext, scores: dict[str, float]) 
         raise InputError(f"--threshold {ctx.rule}: {exc} (split has {y.size} val images)") from exc
     out = {"rule": str(rule), "value": value, "chosen_on": "fixed" if rule.kind == "fixed" else "val"}
     # good-recall on equal scores is still a rule ("above every val good image"); max-f1 is not
-    unusable = unusable_reason(s) if rule.kind in ("max-f1", "balanced") else None
+    unusable = unusable_reason(s) if rule.needs_both_classes else None
     out["usable"] = unusable is None
     if unusable:  # a cut through equal scores flags every image or none: no recall of 1 from it
         out["value"], note = None, unusable

@@ -28,12 +28,17 @@ class ThresholdRule:
     def __post_init__(self) -> None:
         if self.kind not in RULES:
             raise ValueError(f"unknown threshold rule {self.kind!r}; expected one of {RULES}")
-        if self.kind in ("max-f1", "balanced") and self.value is not None:
+        if self.needs_both_classes and self.value is not None:
             raise ValueError(f"{self.kind} takes no value")
         if self.kind == "good-recall" and (self.value is None or not 0.0 <= self.value <= 1.0):
             raise ValueError(f"good-recall needs a value in [0, 1], got {self.value}")
         if self.kind == "fixed" and (self.value is None or not math.isfinite(self.value)):
             raise ValueError(f"fixed needs a finite value, got {self.value}")
+
+    @property
+    def needs_both_classes(self) -> bool:
+        """True for the rules that compare good and defect images on val (max-f1, balanced)."""
+        return self.kind in ("max-f1", "balanced")
 
     def __str__(self) -> str:
         return self.kind if self.value is None else f"{self.kind}={self.value:g}"
@@ -59,25 +64,32 @@ def _between(lo: float, hi: float) -> float:
     return (lo + hi) / 2.0
 
 
+def _best_cut(labels: np.ndarray, scores: np.ndarray, objective) -> float:
+    """The cut maximising ``objective(tp, fp, n_pos, n_neg)`` over ``scores >= cut`` for every distinct
+    score, placed halfway to the next lower score; ties go to the highest threshold (fewest false
+    alarms)."""
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    distinct = np.unique(scores)[::-1]  # candidate cuts: flag every score >= distinct[i]
+    n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
+    best, best_i = -math.inf, 0
+    for i, cut in enumerate(distinct):
+        flagged = scores >= cut
+        tp = int(np.sum(flagged & (labels == 1)))
+        value = objective(tp, int(flagged.sum()) - tp, n_pos, n_neg)
+        if value > best + 1e-12:
+            best, best_i = value, i
+    lower = distinct[best_i + 1] if best_i + 1 < len(distinct) else None
+    return float(distinct[best_i]) if lower is None else _between(float(lower), float(distinct[best_i]))
+
+
 def max_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """Threshold maximising the defect-class F1 of ``scores >= t`` on (labels, scores).
 
     labels: N ints (0 good, 1 defect), both classes present; scores: N floats.
     Ties between cut points go to the highest threshold (fewest false alarms).
     """
-    labels = np.asarray(labels, dtype=int)
-    scores = np.asarray(scores, dtype=float)
-    distinct = np.unique(scores)[::-1]  # candidate cuts: flag every score >= distinct[i]
-    n_pos = int(labels.sum())
-    best_f1, best_i = -1.0, 0
-    for i, cut in enumerate(distinct):
-        flagged = scores >= cut
-        tp = int(np.sum(flagged & (labels == 1)))
-        f1 = 2 * tp / (int(flagged.sum()) + n_pos)
-        if f1 > best_f1 + 1e-12:
-            best_f1, best_i = f1, i
-    lower = distinct[best_i + 1] if best_i + 1 < len(distinct) else None
-    return float(distinct[best_i]) if lower is None else _between(float(lower), float(distinct[best_i]))
+    return _best_cut(labels, scores, lambda tp, fp, n_pos, n_neg: 2 * tp / (tp + fp + n_pos))
 
 
 def balanced_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -88,18 +100,7 @@ def balanced_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     choice does not lean on the class ratio of val (val carved from the train side is mostly good
     images, while MVTec test sets are mostly defects). Ties go to the highest threshold.
     """
-    labels = np.asarray(labels, dtype=int)
-    scores = np.asarray(scores, dtype=float)
-    distinct = np.unique(scores)[::-1]
-    n_pos, n_neg = int(labels.sum()), int((labels == 0).sum())
-    best_j, best_i = -2.0, 0
-    for i, cut in enumerate(distinct):
-        flagged = scores >= cut
-        j = np.sum(flagged & (labels == 1)) / n_pos - np.sum(flagged & (labels == 0)) / n_neg
-        if j > best_j + 1e-12:
-            best_j, best_i = float(j), i
-    lower = distinct[best_i + 1] if best_i + 1 < len(distinct) else None
-    return float(distinct[best_i]) if lower is None else _between(float(lower), float(distinct[best_i]))
+    return _best_cut(labels, scores, lambda tp, fp, n_pos, n_neg: tp / n_pos - fp / n_neg)
 
 
 def good_recall_threshold(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
